@@ -1,0 +1,1 @@
+"""Frontends: einsum subscripts and the statement language -> tensor-level Program."""

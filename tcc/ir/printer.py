@@ -1,0 +1,94 @@
+"""Readable text for both IR levels (golden tests compare against it)."""
+
+from __future__ import annotations
+
+from tcc.ir import loops as L
+from tcc.ir import program as P
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def format_scalar(expr: L.Scalar) -> str:
+    if isinstance(expr, L.Load):
+        return f"{expr.buffer}[{expr.index}]"
+    if isinstance(expr, L.Const):
+        return repr(expr.value)
+    if isinstance(expr, L.Local):
+        return expr.name
+    if isinstance(expr, L.Cast):
+        return f"{expr.dtype}({format_scalar(expr.operand)})"
+    if isinstance(expr, L.Unary):
+        return f"{expr.op}({format_scalar(expr.operand)})"
+    if isinstance(expr, L.Binary):
+        left, right = format_scalar(expr.left), format_scalar(expr.right)
+        if expr.op in _INFIX:
+            mark = "~" if expr.reassoc else ""
+            return f"({left} {_INFIX[expr.op]}{mark} {right})"
+        return f"{expr.op}({left}, {right})"
+    raise TypeError(f"unknown scalar node {expr!r}")
+
+
+def _format_stmt(stmt: L.Stmt, depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    if isinstance(stmt, L.For):
+        kind = "" if stmt.kind == "serial" else f"  # {stmt.kind}"
+        lines.append(f"{pad}for {stmt.var} in 0..{stmt.extent}:{kind}")
+        for child in stmt.body:
+            _format_stmt(child, depth + 1, lines)
+    elif isinstance(stmt, L.Store):
+        lines.append(f"{pad}{stmt.buffer}[{stmt.index}] = {format_scalar(stmt.value)}")
+    elif isinstance(stmt, L.Declare):
+        lines.append(f"{pad}{stmt.name}: {stmt.dtype} = {format_scalar(stmt.init)}")
+    elif isinstance(stmt, L.Assign):
+        lines.append(f"{pad}{stmt.name} = {format_scalar(stmt.value)}")
+    else:
+        raise TypeError(f"unknown statement node {stmt!r}")
+
+
+def format_kernel(kernel: L.Kernel) -> str:
+    params = ", ".join(
+        f"{b.role} {b.name}: {b.dtype}{list(b.shape)} strides {list(b.strides)}"
+        for b in kernel.buffers
+    )
+    lines = [f"kernel {kernel.name}({params}):"]
+    for stmt in kernel.body:
+        _format_stmt(stmt, 1, lines)
+    return "\n".join(lines)
+
+
+def format_expr(expr: P.Expr) -> str:
+    if isinstance(expr, P.Read):
+        return f"{expr.tensor}[{', '.join(expr.indices)}]"
+    if isinstance(expr, P.Constant):
+        return repr(expr.value)
+    if isinstance(expr, P.Cast):
+        return f"{expr.dtype}({format_expr(expr.operand)})"
+    if isinstance(expr, P.Unary):
+        return f"{expr.op}({format_expr(expr.operand)})"
+    if isinstance(expr, P.Binary):
+        left, right = format_expr(expr.left), format_expr(expr.right)
+        if expr.op in _INFIX:
+            return f"{left} {_INFIX[expr.op]} {right}"
+        return f"{expr.op}({left}, {right})"
+    raise TypeError(f"unknown expression node {expr!r}")
+
+
+def format_statement(stmt: P.Statement) -> str:
+    reduced = P.reduced_indices(stmt)
+    op = "+=" if stmt.accumulate else "="
+    head = f"{stmt.target}[{', '.join(stmt.indices)}] {op} "
+    if stmt.reduce and reduced:
+        head += f"{stmt.reduce}_{{{','.join(reduced)}}} "
+    return head + format_expr(stmt.expr) + f"  : {stmt.dtype}"
+
+
+def format_program(program: P.Program) -> str:
+    lines = []
+    for tensor in program.tensors:
+        role = (
+            "in " if tensor.name in program.inputs
+            else "out" if tensor.name in program.outputs else "tmp"
+        )
+        lines.append(f"{role} {tensor.name}: {tensor.dtype}{list(tensor.shape)}")
+    lines.extend(format_statement(s) for s in program.statements)
+    return "\n".join(lines)

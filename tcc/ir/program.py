@@ -1,0 +1,125 @@
+"""Tensor-level IR: a Program is a sequence of tensor equations over named tensors.
+
+A statement reads ``out[idx] (reduce)= expr`` where ``expr`` is an elementwise expression of
+tensor reads, and ``reduce`` (sum, max, min, prod, or None) combines over the indices that
+appear on the right but not on the left. The einsum is the sum-product special case::
+
+    C[i, k] = sum_j A[i, j] * B[j, k]
+
+Nodes are frozen dataclasses with tuple children; structural equality makes them dict keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+REDUCTIONS = ("sum", "prod", "max", "min")
+UNARY_OPS = ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "conj")
+BINARY_OPS = ("add", "sub", "mul", "div", "pow", "max", "min")
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A named tensor of fixed shape and dtype (a dtype name from tcc.dtypes)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """``tensor[indices...]``; an index may repeat (a diagonal)."""
+
+    tensor: str
+    indices: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    value: complex | float | int | bool
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    op: str
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    """Convert to ``dtype`` with numpy's conversion rules (complex -> real keeps the real part)."""
+
+    dtype: str
+    operand: Expr
+
+
+Expr = Union[Read, Constant, Unary, Binary, Cast]  # noqa: UP007 (a runtime alias)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """``target[indices] (reduce)= expr`` computed in ``dtype``.
+
+    With ``accumulate`` the statement adds into the target's existing values instead of
+    overwriting them (used to combine slices of a sliced contraction).
+    """
+
+    target: str
+    indices: tuple[str, ...]
+    reduce: str | None
+    expr: Expr
+    dtype: str
+    accumulate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    tensors: tuple[Tensor, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    statements: tuple[Statement, ...]
+    index_sizes: tuple[tuple[str, int], ...]
+
+    def tensor(self, name: str) -> Tensor:
+        for tensor in self.tensors:
+            if tensor.name == name:
+                return tensor
+        raise KeyError(name)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return dict(self.index_sizes)
+
+
+def reads(expr: Expr) -> tuple[Read, ...]:
+    """Every tensor read in ``expr``, left to right."""
+    if isinstance(expr, Read):
+        return (expr,)
+    if isinstance(expr, Unary | Cast):
+        return reads(expr.operand)
+    if isinstance(expr, Binary):
+        return reads(expr.left) + reads(expr.right)
+    return ()
+
+
+def statement_indices(statement: Statement) -> tuple[str, ...]:
+    """All indices of a statement: output indices first, then reduced ones."""
+    seen = dict.fromkeys(statement.indices)
+    for read in reads(statement.expr):
+        seen.update(dict.fromkeys(read.indices))
+    return tuple(seen)
+
+
+def reduced_indices(statement: Statement) -> tuple[str, ...]:
+    out = set(statement.indices)
+    return tuple(i for i in statement_indices(statement) if i not in out)

@@ -1,0 +1,138 @@
+"""Verifiers for both IR levels; tests run them after every pass.
+
+The kernel verifier proves every load and store stays inside its buffer: each access is an
+affine function of loop variables with known extents, so its offset range is exact.
+"""
+
+from __future__ import annotations
+
+from tcc.dtypes import DTYPES
+from tcc.errors import TccError
+from tcc.ir import loops as L
+from tcc.ir import program as P
+
+
+class VerificationError(TccError, AssertionError):
+    """The IR is malformed: a pass has a bug."""
+
+
+def _offset_range(index: L.Affine, extents: dict[str, int]) -> tuple[int, int]:
+    lo = hi = index.const
+    for var, coef in index.terms:
+        span = coef * (extents[var] - 1)
+        lo += min(0, span)
+        hi += max(0, span)
+    return lo, hi
+
+
+def _buffer_range(buffer: L.Buffer) -> tuple[int, int] | None:
+    if any(size == 0 for size in buffer.shape):
+        return None
+    lo = hi = 0
+    for size, stride in zip(buffer.shape, buffer.strides, strict=True):
+        span = (size - 1) * stride
+        lo += min(0, span)
+        hi += max(0, span)
+    return lo, hi
+
+
+class _KernelVerifier:
+    def __init__(self, kernel: L.Kernel) -> None:
+        self.kernel = kernel
+        self.buffers = {b.name: b for b in kernel.buffers}
+        self.ranges = {b.name: _buffer_range(b) for b in kernel.buffers}
+        if len(self.buffers) != len(kernel.buffers):
+            raise VerificationError(f"kernel {kernel.name}: duplicate buffer names")
+        for b in kernel.buffers:
+            if b.dtype not in DTYPES or len(b.shape) != len(b.strides):
+                raise VerificationError(f"buffer {b.name}: bad dtype or shape/strides")
+
+    def check_access(self, name: str, index: L.Affine, extents: dict[str, int]) -> None:
+        if name not in self.buffers:
+            raise VerificationError(f"access to unknown buffer {name!r}")
+        for var, _ in index.terms:
+            if var not in extents:
+                raise VerificationError(f"{name}[{index}] uses {var!r} outside its loop")
+        if any(extent == 0 for extent in extents.values()):
+            return  # never executed
+        lo, hi = _offset_range(index, extents)
+        allowed = self.ranges[name]
+        if allowed is None or lo < allowed[0] or hi > allowed[1]:
+            raise VerificationError(
+                f"{name}[{index}] reaches offsets {lo}..{hi}, outside the buffer {allowed}"
+            )
+
+    def check_scalar(self, expr: L.Scalar, extents: dict[str, int], local_vars: set[str]):
+        if isinstance(expr, L.Load):
+            self.check_access(expr.buffer, expr.index, extents)
+        elif isinstance(expr, L.Local) and expr.name not in local_vars:
+            raise VerificationError(f"local {expr.name!r} read before it is declared")
+        elif isinstance(expr, L.Cast | L.Const) and expr.dtype not in DTYPES:
+            raise VerificationError(f"unknown dtype {expr.dtype!r}")
+        for child in L.scalar_children(expr):
+            self.check_scalar(child, extents, local_vars)
+
+    def check_body(self, body, extents: dict[str, int], local_vars: set[str]) -> None:
+        local_vars = set(local_vars)
+        for stmt in body:
+            if isinstance(stmt, L.For):
+                if stmt.var in extents:
+                    raise VerificationError(f"loop variable {stmt.var!r} shadows an outer one")
+                if stmt.extent < 0 or stmt.kind not in L.LOOP_KINDS:
+                    raise VerificationError(f"loop {stmt.var}: bad extent or kind")
+                self.check_body(stmt.body, {**extents, stmt.var: stmt.extent}, local_vars)
+            elif isinstance(stmt, L.Store):
+                if self.buffers.get(stmt.buffer, None) is None:
+                    raise VerificationError(f"store to unknown buffer {stmt.buffer!r}")
+                if self.buffers[stmt.buffer].role != "out":
+                    raise VerificationError(f"store to input buffer {stmt.buffer!r}")
+                self.check_access(stmt.buffer, stmt.index, extents)
+                self.check_scalar(stmt.value, extents, local_vars)
+            elif isinstance(stmt, L.Declare):
+                self.check_scalar(stmt.init, extents, local_vars)
+                local_vars.add(stmt.name)
+            elif isinstance(stmt, L.Assign):
+                if stmt.name not in local_vars:
+                    raise VerificationError(f"assignment to undeclared local {stmt.name!r}")
+                self.check_scalar(stmt.value, extents, local_vars)
+            else:
+                raise VerificationError(f"unknown statement {stmt!r}")
+
+
+def verify_kernel(kernel: L.Kernel) -> L.Kernel:
+    """Raise VerificationError if ``kernel`` is malformed; return it unchanged."""
+    _KernelVerifier(kernel).check_body(kernel.body, {}, set())
+    return kernel
+
+
+def verify_program(program: P.Program) -> P.Program:
+    """Raise VerificationError if ``program`` is malformed; return it unchanged."""
+    tensors = {t.name: t for t in program.tensors}
+    sizes = program.sizes
+    defined = set(program.inputs)
+    for name in (*program.inputs, *program.outputs):
+        if name not in tensors:
+            raise VerificationError(f"unknown tensor {name!r}")
+    for stmt in program.statements:
+        if stmt.target not in tensors or stmt.dtype not in DTYPES:
+            raise VerificationError(f"statement for {stmt.target!r}: unknown tensor or dtype")
+        if stmt.reduce is not None and stmt.reduce not in P.REDUCTIONS:
+            raise VerificationError(f"unknown reduction {stmt.reduce!r}")
+        target = tensors[stmt.target]
+        accesses = [P.Read(stmt.target, stmt.indices), *P.reads(stmt.expr)]
+        for read in accesses:
+            tensor = tensors.get(read.tensor)
+            if tensor is None or len(read.indices) != len(tensor.shape):
+                raise VerificationError(f"{read}: unknown tensor or wrong number of indices")
+            if read.tensor != stmt.target and read.tensor not in defined:
+                raise VerificationError(f"{read.tensor!r} is read before it is computed")
+            for index, size in zip(read.indices, tensor.shape, strict=True):
+                if sizes.get(index) not in (size, None) and size != 1:
+                    raise VerificationError(f"{read}: index {index} has size {sizes[index]}")
+        if len(set(stmt.indices)) != len(stmt.indices) or len(target.shape) != len(stmt.indices):
+            raise VerificationError(f"bad output indices for {stmt.target!r}")
+        defined.add(stmt.target)
+    missing = set(program.outputs) - defined
+    if missing:
+        raise VerificationError(f"outputs never computed: {sorted(missing)}")
+    return program

@@ -1,0 +1,131 @@
+"""A compiled Program: lowered, rendered, compiled and loaded; called with numpy arrays.
+
+The call path is thin: the arrays' object addresses go straight to a generated entry that
+reads their data pointers (checked once against numpy at start-up), so a call costs one
+ctypes transition.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import cache
+
+import numpy as np
+
+from tcc.codegen.llvm_cpu import EntryPlan, render_module
+from tcc.errors import TccError
+from tcc.ir import loops as L
+from tcc.ir import program as P
+from tcc.ir.printer import format_kernel, format_program
+from tcc.ir.verify import verify_kernel, verify_program
+from tcc.options import Options, default_options
+from tcc.passes.lower import lower_statement
+from tcc.runtime import jit
+
+ARENA_ALIGN = 64
+
+
+@cache
+def numpy_data_offset() -> int | None:
+    """Byte offset of the data pointer inside a numpy array object, if it is the usual 16."""
+    probe = np.arange(3.0)
+    for offset in (16,):
+        if ctypes.c_void_p.from_address(id(probe) + offset).value == probe.ctypes.data:
+            return offset
+    return None
+
+
+def _arena_layout(program: P.Program) -> tuple[tuple[tuple[str, int], ...], int]:
+    """Byte offsets of the temporaries in one arena (each aligned; no reuse yet)."""
+    keep = set(program.inputs) | set(program.outputs)
+    offsets, top = [], 0
+    for tensor in program.tensors:
+        if tensor.name in keep:
+            continue
+        offsets.append((tensor.name, top))
+        count = int(np.prod(tensor.shape, dtype=np.int64))
+        size = count * np.dtype(tensor.dtype).itemsize
+        top += -(-max(size, 1) // ARENA_ALIGN) * ARENA_ALIGN
+    return tuple(offsets), top
+
+
+class CompiledProgram:
+    """``program`` compiled for inputs/outputs with the given element strides.
+
+    ``layouts`` maps tensor names to element strides; tensors not named are row-major.
+    """
+
+    def __init__(
+        self,
+        program: P.Program,
+        layouts: Mapping[str, tuple[int, ...]] | None = None,
+        options: Options | None = None,
+    ) -> None:
+        self.options = options or default_options()
+        self.program = program
+        self.layouts = dict(layouts or {})
+        if self.options.verify:
+            verify_program(program)
+        kernels = [
+            lower_statement(program, stmt, layouts=self.layouts, name=f"k{k}")
+            for k, stmt in enumerate(program.statements)
+        ]
+        text = "\n".join(format_kernel(k) for k in kernels)
+        self.key = hashlib.sha256(text.encode()).hexdigest()[:20]
+        self.name = f"tcc_{self.key}"
+        self.kernels = tuple(replace(k, name=f"{self.name}_{k.name}") for k in kernels)
+        if self.options.verify:
+            for kernel in self.kernels:
+                verify_kernel(kernel)
+        temps, self.arena_bytes = _arena_layout(program)
+        params = (*program.inputs, *program.outputs)
+        self.entry = EntryPlan(
+            name=self.name,
+            params=params,
+            temps=temps,
+            calls=tuple(
+                (k.name, tuple(b.name for b in k.buffers)) for k in self.kernels
+            ),
+        )
+        self._data_offset = numpy_data_offset()
+        target = jit.host_target()
+        module = render_module(self.kernels, self.entry, target, data_offset=self._data_offset)
+        self.llvm_text = str(module)
+        symbol = self.name + ("_py" if self._data_offset is not None else "")
+        addresses = jit.load_functions(self.llvm_text, (symbol,), self.options)
+        n_args = len(params) + (1 if temps else 0)
+        prototype = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * n_args))
+        self._function = prototype(addresses[symbol])
+
+    def run(self, arrays: Sequence[np.ndarray]) -> None:
+        """Run on ``arrays`` (inputs then outputs), which the caller has checked."""
+        arena = np.empty(self.arena_bytes, np.uint8) if self.entry.temps else None
+        operands = [*arrays, arena] if arena is not None else arrays
+        if self._data_offset is not None:
+            status = self._function(*[id(a) for a in operands])
+        else:
+            status = self._function(*[a.ctypes.data for a in operands])
+        if status != 0:
+            raise TccError(f"kernel {self.name} failed with status {status}")
+
+    # -- inspection ---------------------------------------------------------------------
+    def ir(self) -> str:
+        """The tensor-level program and each kernel's loop nest, as text."""
+        return "\n\n".join([format_program(self.program), *map(format_kernel, self.kernels)])
+
+    def llvm_ir(self, optimized: bool = False) -> str:
+        if not optimized:
+            return self.llvm_text
+        return str(jit.optimize(self.llvm_text, jit.host_target(), self.options.opt_level))
+
+    def asm(self) -> str:
+        target = jit.host_target()
+        module = jit.optimize(self.llvm_text, target, self.options.opt_level)
+        return jit.emit_assembly(module, target, self.options.opt_level)
+
+    @property
+    def kernel_ir(self) -> tuple[L.Kernel, ...]:
+        return self.kernels
