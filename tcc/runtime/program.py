@@ -99,16 +99,21 @@ class CompiledProgram:
         n_args = len(params) + (1 if temps else 0)
         prototype = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * n_args))
         self._function = prototype(addresses[symbol])
+        self._thin = self._data_offset is not None and not temps
 
     def run(self, arrays: Sequence[np.ndarray]) -> None:
         """Run on ``arrays`` (inputs then outputs), which the caller has checked."""
-        arena = np.empty(self.arena_bytes, np.uint8) if self.entry.temps else None
-        operands = [*arrays, arena] if arena is not None else arrays
-        if self._data_offset is not None:
-            status = self._function(*[id(a) for a in operands])
+        if self._thin:
+            status = self._function(*map(id, arrays))
         else:
-            status = self._function(*[a.ctypes.data for a in operands])
-        if status != 0:
+            operands = list(arrays)
+            if self.entry.temps:
+                operands.append(np.empty(self.arena_bytes, np.uint8))
+            if self._data_offset is not None:
+                status = self._function(*map(id, operands))
+            else:
+                status = self._function(*[a.ctypes.data for a in operands])
+        if status:
             raise TccError(f"kernel {self.name} failed with status {status}")
 
     # -- inspection ---------------------------------------------------------------------

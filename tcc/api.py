@@ -1,0 +1,353 @@
+"""The user-facing entry points: ``tcc.einsum`` and ``tcc.compile``.
+
+``tcc.einsum`` follows ``numpy.einsum``'s semantics. Its hot path is a dictionary lookup on
+(subscripts, options, each operand's shape, strides and dtype) followed by one call into
+generated code; everything else (parsing, type promotion, path search, compiling) happens
+once per distinct call signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tcc.dtypes import dtype_of
+from tcc.errors import DTypeError, OperandError, ShapeError, TccError
+from tcc.frontend.einsum import (
+    ParsedEinsum,
+    _split_string,
+    parse_einsum,
+    parse_terms,
+    split_sublist_args,
+)
+from tcc.frontend.einsum_program import einsum_program
+from tcc.ir import program as P
+from tcc.options import Options, default_options
+from tcc.passes.paths import choose_path
+from tcc.runtime.program import CompiledProgram
+
+_CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+_ORDERS = ("C", "F", "A", "K")
+
+
+def element_strides(array: np.ndarray) -> tuple[int, ...] | None:
+    """Strides in elements, or None when a stride is not a multiple of the item size."""
+    itemsize = array.itemsize
+    strides = []
+    for size, stride in zip(array.shape, array.strides, strict=True):
+        if size == 1:
+            strides.append(0)
+        elif stride % itemsize:
+            return None
+        else:
+            strides.append(stride // itemsize)
+    return tuple(strides)
+
+
+def _resolve_dtypes(
+    arrays: Sequence[np.ndarray], dtype: object, casting: str
+) -> str:
+    """numpy's type promotion and casting check; returns the computation dtype's name."""
+    if casting not in _CASTINGS:
+        raise OperandError(f"casting must be one of {_CASTINGS}, not {casting!r}")
+    for k, array in enumerate(arrays):
+        try:
+            dtype_of(array.dtype)
+        except DTypeError as exc:
+            raise DTypeError(f"operand {k} (shape {array.shape}): {exc}") from None
+    compute = np.result_type(*arrays) if dtype is None else np.dtype(dtype)  # type: ignore[arg-type]
+    dtype_of(compute)
+    for k, array in enumerate(arrays):
+        if not np.can_cast(array.dtype, compute, casting):
+            raise DTypeError(
+                f"operand {k} (shape {array.shape}) has dtype {array.dtype}, which cannot be "
+                f"cast to the computation dtype {compute} under casting={casting!r}"
+            )
+    return compute.name
+
+
+class EinsumPlan:
+    """An einsum compiled for one call signature: shapes, dtypes and strides fixed."""
+
+    def __init__(
+        self,
+        parsed: ParsedEinsum,
+        arrays: Sequence[np.ndarray],
+        compute_dtype: str,
+        output_dtype: str,
+        output_order: str,
+        path: Sequence[tuple[int, ...]] | None,
+        options: Options,
+        output_strides: tuple[int, ...] | None = None,
+    ) -> None:
+        self.parsed = parsed
+        self.output_shape = parsed.output_shape
+        self.output_dtype = np.dtype(output_dtype)
+        self.output_order = output_order
+        self.path = path
+        self.program: P.Program = einsum_program(
+            parsed, [a.shape for a in arrays], [a.dtype.name for a in arrays],
+            compute_dtype, output_dtype, path,
+        )
+        layouts: dict[str, tuple[int, ...]] = {}
+        for k, array in enumerate(arrays):
+            strides = element_strides(array)
+            if strides is None:
+                raise TccError("internal: operands with odd strides must be copied first")
+            layouts[f"in{k}"] = strides
+        if output_strides is None:
+            output_strides = element_strides(self.allocate())
+        layouts["out"] = output_strides  # type: ignore[assignment]
+        self.compiled = CompiledProgram(self.program, layouts, options)
+
+    def allocate(self) -> np.ndarray:
+        return np.empty(self.output_shape, self.output_dtype, order=self.output_order)
+
+    def __call__(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        result = np.empty(self.output_shape, self.output_dtype, order=self.output_order)
+        self.compiled.run([*arrays, result])
+        return result
+
+
+_plans: dict[tuple, EinsumPlan] = {}
+
+
+def _prepare_operands(operands: Sequence[object]) -> list[np.ndarray]:
+    arrays = []
+    for operand in operands:
+        array = np.asarray(operand)
+        if array.dtype.kind not in "biufc":
+            raise DTypeError(
+                f"operand of dtype {array.dtype} (shape {array.shape}) is not numeric"
+            )
+        if element_strides(array) is None or array.dtype.byteorder == ">":
+            array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+        arrays.append(array)
+    return arrays
+
+
+def _parse(subscripts: object, rest: tuple) -> tuple[ParsedEinsum, list[np.ndarray]]:
+    if isinstance(subscripts, str):
+        arrays = _prepare_operands(rest)
+        return parse_einsum(subscripts, [a.shape for a in arrays]), arrays
+    operands, terms, output = split_sublist_args((subscripts, *rest))
+    arrays = _prepare_operands(operands)
+    return parse_terms(terms, output, [a.shape for a in arrays]), arrays
+
+
+def _check_out(out: object, parsed: ParsedEinsum, compute: str, casting: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise OperandError(f"out must be a numpy array, not {type(out).__name__}")
+    if out.shape != parsed.output_shape:
+        raise ShapeError(
+            f"out has shape {out.shape}, but the einsum's output has shape {parsed.output_shape}"
+        )
+    if not out.flags.writeable:
+        raise OperandError("out is read-only")
+    dtype_of(out.dtype)
+    if not np.can_cast(compute, out.dtype, casting):
+        raise DTypeError(
+            f"the result dtype {compute} cannot be written to out of dtype {out.dtype} "
+            f"under casting={casting!r}"
+        )
+    return out
+
+
+def _optimize_key(optimize: object) -> object:
+    if isinstance(optimize, list | tuple):
+        return tuple(tuple(x) if isinstance(x, list | tuple) else x for x in optimize)
+    return optimize
+
+
+def einsum(
+    *operands: object,
+    out: np.ndarray | None = None,
+    dtype: object = None,
+    order: str = "K",
+    casting: str = "safe",
+    optimize: object = "auto",
+    memory_limit: int | str | None = None,
+    options: Options | None = None,
+) -> np.ndarray:
+    """Evaluate an einsum with compiled code; ``numpy.einsum``'s signature and semantics.
+
+    ``optimize`` takes numpy's values (False: one loop nest over all operands; True,
+    'greedy', 'optimal', or an explicit path) and tcc's ('auto', the default). Results equal
+    numpy's up to floating-point rounding; 0-d results come back as numpy scalars.
+    """
+    if not operands:
+        raise OperandError("einsum needs subscripts and at least one operand")
+    subscripts = operands[0]
+    rest = operands[1:]
+    key = None
+    if out is None and options is None and type(subscripts) is str:
+        try:
+            key = (subscripts, dtype, order, casting, _optimize_key(optimize), memory_limit,
+                   *[(type(a), a.shape, a.strides, a.dtype) for a in rest])  # type: ignore[union-attr]
+            plan = _plans.get(key)
+        except (AttributeError, TypeError):
+            key = plan = None
+        if plan is not None:
+            result = plan(rest)  # type: ignore[arg-type]
+            return result if result.ndim else result[()]
+    return _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_limit,
+                        options, key)
+
+
+def _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_limit,
+                 options, key) -> np.ndarray:
+    if order not in _ORDERS:
+        raise OperandError(f"order must be one of {_ORDERS}, not {order!r}")
+    if isinstance(subscripts, str):
+        _split_string(subscripts)  # syntax errors before operand errors, as numpy
+    parsed, arrays = _parse(subscripts, rest)
+    compute = _resolve_dtypes(arrays, dtype, casting)
+    path = choose_path(parsed, optimize, memory_limit)
+    options = options or default_options()
+    output_order = "F" if order == "F" else "C"
+    if out is None:
+        plan = EinsumPlan(parsed, arrays, compute, compute, output_order, path, options)
+        if key is not None and all(a is b for a, b in zip(arrays, rest, strict=True)):
+            _plans[key] = plan
+        result = plan(arrays)
+        return result if result.ndim else result[()]
+    out = _check_out(out, parsed, compute, casting)
+    target = out
+    overlaps = any(np.may_share_memory(out, a) for a in arrays)
+    if overlaps or element_strides(out) is None:
+        target = np.empty(out.shape, out.dtype)
+    plan_key = ("out", key, target.shape, target.strides, target.dtype)
+    plan = _plans.get(plan_key) if key is not None else None
+    if plan is None:
+        plan = EinsumPlan(parsed, arrays, compute, target.dtype.name, output_order, path,
+                          options, output_strides=element_strides(target))
+        if key is not None:
+            _plans[plan_key] = plan
+    plan.compiled.run([*arrays, target])
+    if target is not out:
+        out[...] = target
+    return out
+
+
+class Kernel:
+    """An einsum compiled once for fixed shapes and dtypes; call it many times.
+
+    Calls with row-major operands take the precompiled kernel; other layouts (transposed,
+    sliced, negative strides) get a variant compiled on first use, with no copy.
+    """
+
+    def __init__(
+        self,
+        subscripts: str,
+        shapes: Sequence[tuple[int, ...]],
+        dtypes: Sequence[str],
+        *,
+        optimize: object = "auto",
+        memory_limit: int | str | None = None,
+        options: Options | None = None,
+    ) -> None:
+        self.subscripts = subscripts
+        self.shapes = tuple(tuple(int(x) for x in s) for s in shapes)
+        self.dtypes = tuple(np.dtype(d) for d in dtypes)
+        self.options = options or default_options()
+        self.parsed = parse_einsum(subscripts, self.shapes)
+        examples = [np.empty(s, d) for s, d in zip(self.shapes, self.dtypes, strict=True)]
+        self.compute_dtype = _resolve_dtypes(examples, None, "safe")
+        self.path = choose_path(self.parsed, optimize, memory_limit)
+        self._variants: dict[tuple, EinsumPlan] = {}
+        self._default = self._variant(examples)
+        self._signature = tuple((np.ndarray, a.shape, a.dtype, a.strides) for a in examples)
+
+    def _variant(self, arrays: Sequence[np.ndarray]) -> EinsumPlan:
+        key = tuple(a.strides for a in arrays)
+        plan = self._variants.get(key)
+        if plan is None:
+            plan = EinsumPlan(self.parsed, arrays, self.compute_dtype, self.compute_dtype, "C",
+                              self.path, self.options)
+            self._variants[key] = plan
+        return plan
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.parsed.output_shape
+
+    def _check(self, arrays: Sequence[object]) -> list[np.ndarray]:
+        if len(arrays) != len(self.shapes):
+            raise OperandError(
+                f"kernel for {self.subscripts!r} takes {len(self.shapes)} operands, "
+                f"got {len(arrays)}"
+            )
+        checked = []
+        for k, (array, shape, dtype) in enumerate(
+            zip(arrays, self.shapes, self.dtypes, strict=True)
+        ):
+            if not isinstance(array, np.ndarray):
+                array = np.asarray(array)
+            if array.shape != shape:
+                raise ShapeError(
+                    f"operand {k} has shape {array.shape}; the kernel was compiled for {shape}"
+                )
+            if array.dtype != dtype:
+                raise DTypeError(
+                    f"operand {k} has dtype {array.dtype}; the kernel was compiled for {dtype}"
+                )
+            if element_strides(array) is None:
+                array = np.ascontiguousarray(array)
+            checked.append(array)
+        return checked
+
+    def __call__(self, *arrays: object, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None and self._signature == tuple(
+            (type(a), a.shape, a.dtype, a.strides) for a in arrays  # type: ignore[union-attr]
+        ):
+            result = self._default(arrays)  # type: ignore[arg-type]
+            return result if result.ndim else result[()]
+        checked = self._check(arrays)
+        plan = self._variant(checked)
+        if out is None:
+            result = plan(checked)
+            return result if result.ndim else result[()]
+        return _einsum_slow(self.subscripts, tuple(checked), out, None, "K", "safe",
+                            self.path or False, None, self.options, None)
+
+    @property
+    def program(self) -> P.Program:
+        return self._default.program
+
+    def ir(self) -> str:
+        """The tensor-level program and the loop nest of each kernel, as text."""
+        return self._default.compiled.ir()
+
+    def llvm_ir(self, optimized: bool = False) -> str:
+        return self._default.compiled.llvm_ir(optimized)
+
+    def asm(self) -> str:
+        return self._default.compiled.asm()
+
+    def __repr__(self) -> str:
+        dtypes = ", ".join(str(d) for d in self.dtypes)
+        return f"tcc.Kernel({self.subscripts!r}, shapes={self.shapes}, dtypes=({dtypes}))"
+
+
+def compile(  # noqa: A001 (the public name users expect)
+    subscripts: str,
+    *shapes: Sequence[int],
+    dtype: object = "float64",
+    optimize: object = "auto",
+    memory_limit: int | str | None = None,
+    options: Options | None = None,
+) -> Kernel:
+    """Compile ``subscripts`` for operands of the given shapes and dtype(s).
+
+    ``dtype`` is one dtype for all operands or a sequence with one per operand.
+    """
+    if not isinstance(subscripts, str):
+        raise OperandError("tcc.compile takes a subscripts string and one shape per operand")
+    dtypes = list(dtype) if isinstance(dtype, list | tuple) else [dtype] * len(shapes)
+    if len(dtypes) != len(shapes):
+        raise OperandError(f"{len(dtypes)} dtypes given for {len(shapes)} operands")
+    for d in dtypes:
+        dtype_of(d)
+    return Kernel(subscripts, [tuple(s) for s in shapes], [np.dtype(d).name for d in dtypes],
+                  optimize=optimize, memory_limit=memory_limit, options=options)
