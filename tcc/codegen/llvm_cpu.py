@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
+from tcc.codegen import parallel
 from tcc.codegen import scalar as S
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
@@ -34,71 +35,101 @@ class CpuTarget:
 
 
 @contextmanager
-def counted_loop(builder: ir.IRBuilder, extent: int, name: str) -> Iterator[ir.Value]:
-    """``for i in range(extent)`` for extent >= 1, as a bottom-tested loop."""
+def counted_loop(
+    builder: ir.IRBuilder, trip: ir.Value | int, name: str, start: ir.Value | None = None
+) -> Iterator[ir.Value]:
+    """``for i in range(start, start + trip)``. A constant trip >= 1 gives a bottom-tested
+    loop; a run-time trip count is tested first (it may be zero or negative)."""
+    zero = ir.Constant(S.I64, 0)
+    first = start if start is not None else zero
+    trip_value = ir.Constant(S.I64, trip) if isinstance(trip, int) else trip
     preheader = builder.block
     body = builder.append_basic_block(f"{name}.body")
     exit_block = builder.append_basic_block(f"{name}.exit")
-    builder.branch(body)
+    if isinstance(trip, int):
+        builder.branch(body)
+    else:
+        builder.cbranch(builder.icmp_signed(">", trip_value, zero), body, exit_block)
     builder.position_at_end(body)
-    index = builder.phi(S.I64, name=name)
-    index.add_incoming(ir.Constant(S.I64, 0), preheader)
+    count = builder.phi(S.I64, name=f"{name}.n")
+    count.add_incoming(zero, preheader)
+    index = count if start is None else builder.add(first, count, name=name, flags=["nsw"])
     yield index
-    following = builder.add(index, ir.Constant(S.I64, 1), name=f"{name}.next", flags=["nuw", "nsw"])
-    index.add_incoming(following, builder.block)
-    more = builder.icmp_signed("<", following, ir.Constant(S.I64, extent))
-    builder.cbranch(more, body, exit_block)
+    following = builder.add(count, ir.Constant(S.I64, 1), flags=["nuw", "nsw"])
+    count.add_incoming(following, builder.block)
+    builder.cbranch(builder.icmp_signed("<", following, trip_value), body, exit_block)
     builder.position_at_end(exit_block)
 
 
+def _vector(ty: ir.Type, lanes: int) -> ir.Type:
+    return ty if lanes == 1 else ir.VectorType(ty, lanes)
+
+
 class _KernelRenderer:
-    def __init__(self, kernel: L.Kernel, function: ir.Function, builder: ir.IRBuilder):
+    """Emits one kernel body; parallel loops are outlined into functions of their own."""
+
+    def __init__(self, kernel: L.Kernel, builder: ir.IRBuilder, entry: ir.Block,
+                 pointers: dict[str, ir.Value], threads: int) -> None:
         self.kernel = kernel
         self.builder = builder
-        self.pointers = dict(zip((b.name for b in kernel.buffers), function.args, strict=True))
+        self.entry = entry
+        self.pointers = pointers
         self.dtypes = {b.name: b.dtype for b in kernel.buffers}
         self.loop_vars: dict[str, ir.Value] = {}
-        self.locals: dict[str, tuple[tuple[ir.Value, ...], str]] = {}
-        self.entry = builder.block
+        self.locals: dict[str, tuple[tuple[ir.Value, ...], str, int]] = {}
+        self.threads = threads
 
     # -- addresses --------------------------------------------------------------------
-    def offset(self, index: L.Affine) -> ir.Value:
+    def offset(self, index: L.Affine, lookups: tuple[L.Lookup, ...] = ()) -> ir.Value:
         b = self.builder
         total: ir.Value = ir.Constant(S.I64, index.const)
         for var, coef in index.terms:
             term = b.mul(self.loop_vars[var], ir.Constant(S.I64, coef), flags=["nsw"])
             total = b.add(total, term, flags=["nsw"])
+        for table, position in lookups:
+            where = b.gep(self.pointers[table], [self.offset(position)], inbounds=True,
+                          source_etype=S.I64)
+            total = b.add(total, b.load(where, typ=S.I64), flags=["nsw"])
         return total
 
-    def addresses(self, buffer: str, index: L.Affine) -> tuple[ir.Value, ...]:
+    def addresses(self, buffer: str, index: L.Affine, lookups=(), lanes: int = 1):
         b = self.builder
         pointer = self.pointers[buffer]
         dtype = DTYPES[self.dtypes[buffer]]
         element = S.memory_type(dtype.name)
-        offset = self.offset(index)
+        offset = self.offset(index, lookups)
         if dtype.is_complex:
             base = b.mul(offset, ir.Constant(S.I64, 2), flags=["nsw"])
             imag = b.add(base, ir.Constant(S.I64, 1), flags=["nsw"])
             return (b.gep(pointer, [base], inbounds=True, source_etype=element),
                     b.gep(pointer, [imag], inbounds=True, source_etype=element))
-        return (b.gep(pointer, [offset], inbounds=True, source_etype=element),)
+        address = b.gep(pointer, [offset], inbounds=True, source_etype=element)
+        if lanes > 1:
+            address = b.bitcast(address, ir.PointerType(_vector(element, lanes)))
+        return (address,)
 
     # -- scalars ----------------------------------------------------------------------
     def scalar(self, expr: L.Scalar) -> S.Value:
         b = self.builder
         if isinstance(expr, L.Load):
             dtype = self.dtypes[expr.buffer]
-            element = S.memory_type(dtype)
+            element = _vector(S.memory_type(dtype), expr.lanes)
+            align = DTYPES[dtype].itemsize if expr.lanes > 1 else None
             parts = tuple(
-                S.from_memory(b, b.load(p, typ=element), dtype)
-                for p in self.addresses(expr.buffer, expr.index)
+                S.from_memory(b, b.load(p, typ=element, align=align), dtype)
+                for p in self.addresses(expr.buffer, expr.index, expr.lookups, expr.lanes)
             )
             return S.Value(parts, dtype)
+        if isinstance(expr, L.IndexValue):
+            return S.Value((self.offset(expr.index),), "int64")
         if isinstance(expr, L.Const):
             return S.constant(expr.value, expr.dtype)
+        if isinstance(expr, L.Broadcast):
+            value = self.scalar(expr.operand)
+            return S.Value(tuple(self.splat(p, expr.lanes) for p in value.parts), value.dtype)
         if isinstance(expr, L.Local):
-            slots, dtype = self.locals[expr.name]
-            ty = S.register_type(dtype)
+            slots, dtype, lanes = self.locals[expr.name]
+            ty = _vector(S.register_type(dtype), lanes)
             return S.Value(tuple(b.load(slot, typ=ty) for slot in slots), dtype)
         if isinstance(expr, L.Cast):
             return S.cast(b, self.scalar(expr.operand), expr.dtype)
@@ -109,49 +140,145 @@ class _KernelRenderer:
             return S.binary(b, expr.op, left, right, expr.reassoc)
         raise TccError(f"codegen: unknown scalar node {expr!r}")
 
+    def splat(self, value: ir.Value, lanes: int) -> ir.Value:
+        b = self.builder
+        vector_type = ir.VectorType(value.type, lanes)
+        single = b.insert_element(ir.Constant(vector_type, None), value, ir.Constant(S.I32, 0))
+        mask = ir.Constant(ir.VectorType(S.I32, lanes), [0] * lanes)
+        return b.shuffle_vector(single, ir.Constant(vector_type, None), mask)
+
     # -- statements -------------------------------------------------------------------
-    def local_slots(self, name: str, dtype: str) -> tuple[ir.Value, ...]:
-        if name in self.locals and self.locals[name][1] == dtype:
-            return self.locals[name][0]
-        ty = S.register_type(dtype)
+    def local_slots(self, name: str, dtype: str, lanes: int) -> tuple[ir.Value, ...]:
+        known = self.locals.get(name)
+        if known is not None and known[1:] == (dtype, lanes):
+            return known[0]
+        ty = _vector(S.register_type(dtype), lanes)
         count = 2 if DTYPES[dtype].is_complex else 1
         with self.builder.goto_block(self.entry):
             self.builder.position_at_start(self.entry)
             slots = tuple(self.builder.alloca(ty, name=f"{name}.{k}") for k in range(count))
-        self.locals[name] = (slots, dtype)
+        self.locals[name] = (slots, dtype, lanes)
         return slots
 
     def store_local(self, name: str, value: S.Value) -> None:
         for slot, part in zip(self.locals[name][0], value.parts, strict=True):
             self.builder.store(part, slot)
 
+    def trip_count(self, loop: L.For) -> ir.Value | int:
+        if loop.bound is None:
+            return loop.extent
+        b = self.builder
+        bound = self.offset(loop.bound)
+        if loop.bound_step > 1:
+            step = ir.Constant(S.I64, loop.bound_step)
+            bound = b.sdiv(b.add(bound, ir.Constant(S.I64, loop.bound_step - 1)), step)
+        extent = ir.Constant(S.I64, loop.extent)
+        return b.select(b.icmp_signed("<", bound, extent), bound, extent)
+
+    def loop(self, stmt: L.For) -> None:
+        if stmt.extent <= 0:
+            return
+        if stmt.kind == "parallel" and self.threads > 1:
+            self.parallel_loop(stmt)
+            return
+        with counted_loop(self.builder, self.trip_count(stmt), stmt.var) as index:
+            self.loop_vars[stmt.var] = index
+            for child in stmt.body:
+                self.statement(child)
+            del self.loop_vars[stmt.var]
+
     def statement(self, stmt: L.Stmt) -> None:
         b = self.builder
         if isinstance(stmt, L.For):
-            if stmt.extent <= 0:
-                return
-            with counted_loop(b, stmt.extent, stmt.var) as index:
-                self.loop_vars[stmt.var] = index
-                for child in stmt.body:
-                    self.statement(child)
-                del self.loop_vars[stmt.var]
+            self.loop(stmt)
         elif isinstance(stmt, L.Store):
             dtype = self.dtypes[stmt.buffer]
             value = self.scalar(stmt.value)
             if value.dtype != dtype:
                 raise TccError(f"store of {value.dtype} into {stmt.buffer}: {dtype}")
-            for pointer, part in zip(self.addresses(stmt.buffer, stmt.index), value.parts,
-                                     strict=True):
-                b.store(S.to_memory(b, part, dtype), pointer)
+            lanes = getattr(value.parts[0].type, "count", 1)
+            align = DTYPES[dtype].itemsize if lanes > 1 else None
+            pointers = self.addresses(stmt.buffer, stmt.index, stmt.lookups, lanes)
+            for pointer, part in zip(pointers, value.parts, strict=True):
+                b.store(S.to_memory(b, part, dtype), pointer, align=align)
         elif isinstance(stmt, L.Declare):
             value = self.scalar(stmt.init)
-            self.local_slots(stmt.name, stmt.dtype)
+            self.local_slots(stmt.name, stmt.dtype, stmt.lanes)
             self.store_local(stmt.name, S.cast(b, value, stmt.dtype))
         elif isinstance(stmt, L.Assign):
             value = self.scalar(stmt.value)
             self.store_local(stmt.name, S.cast(b, value, self.locals[stmt.name][1]))
+        elif isinstance(stmt, L.Allocate):
+            self.allocate(stmt)
         else:
             raise TccError(f"codegen: unknown statement {stmt!r}")
+
+    def allocate(self, stmt: L.Allocate) -> None:
+        b = self.builder
+        module = b.module
+        i8p = ir.PointerType(S.I8)
+        alloc = module.globals.get("aligned_alloc") or ir.Function(
+            module, ir.FunctionType(i8p, [S.I64, S.I64]), "aligned_alloc")
+        free = module.globals.get("free") or ir.Function(
+            module, ir.FunctionType(ir.VoidType(), [i8p]), "free")
+        nbytes = max(stmt.size * DTYPES[stmt.dtype].itemsize, 1)
+        nbytes = -(-nbytes // 64) * 64
+        raw = b.call(alloc, [ir.Constant(S.I64, 64), ir.Constant(S.I64, nbytes)])
+        outer = (self.pointers.get(stmt.name), self.dtypes.get(stmt.name))
+        self.pointers[stmt.name] = b.bitcast(raw, _pointer_type(stmt.dtype))
+        self.dtypes[stmt.name] = stmt.dtype
+        for child in stmt.body:
+            self.statement(child)
+        b.call(free, [raw])
+        self.pointers[stmt.name], self.dtypes[stmt.name] = outer  # type: ignore[assignment]
+
+    def parallel_loop(self, stmt: L.For) -> None:
+        """Outline the loop body into ``void body(i8* ctx, i64 begin, i64 end)``; the
+        context holds every pointer and loop variable in scope as i64s."""
+        b = self.builder
+        module = b.module
+        names = list(self.pointers)
+        variables = list(self.loop_vars)
+        context_type = ir.ArrayType(S.I64, max(len(names) + len(variables), 1))
+        with b.goto_block(self.entry):
+            b.position_at_start(self.entry)
+            context = b.alloca(context_type, name=f"{stmt.var}.ctx")
+        slots = b.bitcast(context, ir.PointerType(S.I64))
+        values = [b.ptrtoint(self.pointers[n], S.I64) for n in names]
+        values += [self.loop_vars[v] for v in variables]
+        for k, value in enumerate(values):
+            b.store(value, b.gep(slots, [ir.Constant(S.I64, k)], source_etype=S.I64))
+        function = ir.Function(module, parallel.BODY_TYPE,
+                                f"{b.function.name}.{stmt.var}.{len(module.globals)}")
+        function.linkage = "internal"
+        _set_attributes(function)
+        entry = function.append_basic_block("entry")
+        inner = ir.IRBuilder(entry)
+        body = function.append_basic_block("body")
+        inner.branch(body)
+        inner.position_at_end(body)
+        ctx = inner.bitcast(function.args[0], ir.PointerType(S.I64))
+        loaded = [inner.load(inner.gep(ctx, [ir.Constant(S.I64, k)], source_etype=S.I64),
+                             typ=S.I64) for k in range(len(values))]
+        pointers = {
+            n: inner.inttoptr(v, self.pointers[n].type)
+            for n, v in zip(names, loaded, strict=False)
+        }
+        renderer = _KernelRenderer(self.kernel, inner, entry, pointers, 1)
+        renderer.dtypes = dict(self.dtypes)
+        renderer.loop_vars = dict(zip(variables, loaded[len(names):], strict=True))
+        begin, end = function.args[1], function.args[2]
+        trip = inner.sub(end, begin)
+        with counted_loop(inner, trip, stmt.var, start=begin) as index:
+            renderer.loop_vars[stmt.var] = index
+            for child in stmt.body:
+                renderer.statement(child)
+        inner.ret_void()
+        runner = parallel.parallel_for(module, self.threads)
+        trip_count = self.trip_count(stmt)
+        if isinstance(trip_count, int):
+            trip_count = ir.Constant(S.I64, trip_count)
+        b.call(runner, [function, b.bitcast(context, ir.PointerType(S.I8)), trip_count])
 
 
 def _pointer_type(dtype: str) -> ir.PointerType:
@@ -173,7 +300,7 @@ def declare_kernel(module: ir.Module, kernel: L.Kernel) -> ir.Function:
     return function
 
 
-def render_kernel(module: ir.Module, kernel: L.Kernel) -> ir.Function:
+def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1) -> ir.Function:
     """Emit ``kernel`` as a function of ``module``: declare, create blocks, emit ops."""
     function = declare_kernel(module, kernel)
     entry = function.append_basic_block("entry")
@@ -181,8 +308,8 @@ def render_kernel(module: ir.Module, kernel: L.Kernel) -> ir.Function:
     builder = ir.IRBuilder(entry)
     builder.branch(body)
     builder.position_at_end(body)
-    renderer = _KernelRenderer(kernel, function, builder)
-    renderer.entry = entry
+    pointers = dict(zip((b.name for b in kernel.buffers), function.args, strict=True))
+    renderer = _KernelRenderer(kernel, builder, entry, pointers, threads)
     for stmt in kernel.body:
         renderer.statement(stmt)
     builder.ret(ir.Constant(S.I32, 0))
@@ -253,12 +380,12 @@ def render_entry(module: ir.Module, plan: EntryPlan, data_offset: int | None) ->
 
 def render_module(
     kernels: tuple[L.Kernel, ...], entry: EntryPlan, target: CpuTarget,
-    *, data_offset: int | None = None,
+    *, data_offset: int | None = None, threads: int = 1,
 ) -> ir.Module:
     """A module with every kernel and the program entry that runs them."""
     module = ir.Module(name=entry.name)
     module.triple = target.triple
     for kernel in kernels:
-        _set_attributes(render_kernel(module, kernel))
+        _set_attributes(render_kernel(module, kernel, threads))
     render_entry(module, entry, data_offset)
     return module

@@ -201,9 +201,32 @@ def _complex_binary(builder, op: str, a: Value, b: Value, flags) -> tuple:
     raise TccError(f"operation {op!r} is not defined for complex dtypes")
 
 
+_COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def _compare(builder: ir.IRBuilder, op: str, a: Value, b: Value) -> ir.Value:
+    """A comparison as ``i1``, with numpy's rules: NaN compares false except for ``ne``."""
+    d = DTYPES[a.dtype]
+    symbol = _COMPARISONS[op]
+    if d.kind == "complex":
+        if op not in ("eq", "ne"):
+            raise TccError(f"{op} is not defined for complex dtype {a.dtype}")
+        re, im = (builder.fcmp_ordered("==", x, y) for x, y in zip(a.parts, b.parts, strict=True))
+        equal = builder.and_(re, im)
+        return equal if op == "eq" else builder.not_(equal)
+    if d.kind == "float":
+        compare = builder.fcmp_unordered if op == "ne" else builder.fcmp_ordered
+        return compare(symbol, a.v, b.v)
+    if d.kind == "int":
+        return builder.icmp_signed(symbol, a.v, b.v)
+    return builder.icmp_unsigned(symbol, a.v, b.v)
+
+
 def binary(builder: ir.IRBuilder, op: str, a: Value, b: Value, reassoc: bool = False) -> Value:
     if a.dtype != b.dtype:
         raise TccError(f"operands of {op} have dtypes {a.dtype} and {b.dtype}")
+    if op in _COMPARISONS:
+        return Value((_compare(builder, op, a, b),), "bool")
     d = DTYPES[a.dtype]
     flags = REASSOC if reassoc else CONTRACT
     if d.kind == "complex":

@@ -31,6 +31,30 @@ class Affine:
                 return coef
         return 0
 
+    @staticmethod
+    def var(name: str, coef: int = 1) -> Affine:
+        return Affine.of({name: coef})
+
+    def __add__(self, other: Affine | int) -> Affine:
+        if isinstance(other, int):
+            return Affine(self.terms, self.const + other)
+        merged = dict(self.terms)
+        for name, coef in other.terms:
+            merged[name] = merged.get(name, 0) + coef
+        return Affine.of(merged, self.const + other.const)
+
+    def __sub__(self, other: Affine | int) -> Affine:
+        return self + (other * -1 if isinstance(other, Affine) else -other)
+
+    def __radd__(self, other: int) -> Affine:
+        return self + other
+
+    def __rsub__(self, other: int) -> Affine:
+        return self * -1 + other
+
+    def __mul__(self, factor: int) -> Affine:
+        return Affine.of({v: c * factor for v, c in self.terms}, self.const * factor)
+
     def substitute(self, var: str, replacement: Affine) -> Affine:
         """Replace ``var`` by an affine expression (used by split and friends)."""
         coef = self.coefficient(var)
@@ -51,9 +75,26 @@ class Affine:
 # ---- scalar expressions -----------------------------------------------------------------
 
 
+Lookup = tuple[str, Affine]  # (int64 table, position): an offset read at run time
+
+
 @dataclass(frozen=True, slots=True)
 class Load:
+    """``buffer[index + sum(table[pos] for table, pos in lookups)]``.
+
+    With ``lanes`` > 1, a vector of that many consecutive elements. Lookups read offsets of
+    multi-index groups from int64 tables (GETT packing from any strides)."""
+
     buffer: str
+    index: Affine
+    lanes: int = 1
+    lookups: tuple[Lookup, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexValue:
+    """The int64 value of an affine expression of loop variables (fills offset tables)."""
+
     index: Affine
 
 
@@ -68,6 +109,14 @@ class Local:
     """Read a scalar local variable."""
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A vector of ``lanes`` copies of a scalar."""
+
+    operand: Scalar
+    lanes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +142,7 @@ class Cast:
     operand: Scalar
 
 
-Scalar = Union[Load, Const, Local, Unary, Binary, Cast]  # noqa: UP007 (a runtime alias)
+Scalar = Union[Load, IndexValue, Const, Local, Broadcast, Unary, Binary, Cast]  # noqa: UP007 (a runtime alias)
 
 
 # ---- statements -------------------------------------------------------------------------
@@ -101,28 +150,49 @@ Scalar = Union[Load, Const, Local, Unary, Binary, Cast]  # noqa: UP007 (a runtim
 
 @dataclass(frozen=True, slots=True)
 class For:
-    """``for var in range(extent)`` (from 0, step 1); ``kind`` is a scheduling annotation."""
+    """``for var in range(extent)`` (from 0, step 1); ``kind`` is a scheduling annotation.
+
+    With ``bound``, the loop stops early: it runs ``min(extent, ceil(bound / bound_step))``
+    times, where ``bound`` is affine in outer loop variables (edges of tiled loops)."""
 
     var: str
     extent: int
     body: tuple[Stmt, ...]
     kind: str = "serial"
+    bound: Affine | None = None
+    bound_step: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Store:
+    """``buffer[index + lookups] = value``; a vector value stores consecutive elements."""
+
     buffer: str
     index: Affine
     value: Scalar
+    lookups: tuple[Lookup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Declare:
-    """Declare a scalar local of ``dtype`` and give it ``init``."""
+    """Declare a local of ``dtype`` (a vector when ``lanes`` > 1) and give it ``init``."""
 
     name: str
     dtype: str
     init: Scalar
+    lanes: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Allocate:
+    """A local buffer of ``size`` elements (64-byte aligned) that lives for ``body``.
+
+    Inside a parallel loop each thread gets its own."""
+
+    name: str
+    dtype: str
+    size: int
+    body: tuple[Stmt, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +201,7 @@ class Assign:
     value: Scalar
 
 
-Stmt = Union[For, Store, Declare, Assign]  # noqa: UP007 (a runtime alias)
+Stmt = Union[For, Store, Declare, Assign, Allocate]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +235,12 @@ def walk(stmts: tuple[Stmt, ...]):
     """Every statement in a body, depth first, with loops before their bodies."""
     for stmt in stmts:
         yield stmt
-        if isinstance(stmt, For):
+        if isinstance(stmt, For | Allocate):
             yield from walk(stmt.body)
 
 
 def scalar_children(expr: Scalar) -> tuple[Scalar, ...]:
-    if isinstance(expr, Unary | Cast):
+    if isinstance(expr, Unary | Cast | Broadcast):
         return (expr.operand,)
     if isinstance(expr, Binary):
         return (expr.left, expr.right)

@@ -8,9 +8,20 @@ from tcc.ir import program as P
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 
 
+def _index(index: L.Affine, lookups: tuple = (), lanes: int = 1) -> str:
+    text = str(index)
+    for table, position in lookups:
+        text += f" + {table}[{position}]"
+    return text + (f" : +{lanes}" if lanes > 1 else "")
+
+
 def format_scalar(expr: L.Scalar) -> str:
     if isinstance(expr, L.Load):
-        return f"{expr.buffer}[{expr.index}]"
+        return f"{expr.buffer}[{_index(expr.index, expr.lookups, expr.lanes)}]"
+    if isinstance(expr, L.IndexValue):
+        return f"index({expr.index})"
+    if isinstance(expr, L.Broadcast):
+        return f"broadcast{expr.lanes}({format_scalar(expr.operand)})"
     if isinstance(expr, L.Const):
         return repr(expr.value)
     if isinstance(expr, L.Local):
@@ -32,13 +43,23 @@ def _format_stmt(stmt: L.Stmt, depth: int, lines: list[str]) -> None:
     pad = "  " * depth
     if isinstance(stmt, L.For):
         kind = "" if stmt.kind == "serial" else f"  # {stmt.kind}"
-        lines.append(f"{pad}for {stmt.var} in 0..{stmt.extent}:{kind}")
+        bound = ""
+        if stmt.bound is not None:
+            step = f"/{stmt.bound_step}" if stmt.bound_step > 1 else ""
+            bound = f" while < ({stmt.bound}){step}"
+        lines.append(f"{pad}for {stmt.var} in 0..{stmt.extent}{bound}:{kind}")
+        for child in stmt.body:
+            _format_stmt(child, depth + 1, lines)
+    elif isinstance(stmt, L.Allocate):
+        lines.append(f"{pad}allocate {stmt.name}: {stmt.dtype}[{stmt.size}]:")
         for child in stmt.body:
             _format_stmt(child, depth + 1, lines)
     elif isinstance(stmt, L.Store):
-        lines.append(f"{pad}{stmt.buffer}[{stmt.index}] = {format_scalar(stmt.value)}")
+        where = _index(stmt.index, stmt.lookups)
+        lines.append(f"{pad}{stmt.buffer}[{where}] = {format_scalar(stmt.value)}")
     elif isinstance(stmt, L.Declare):
-        lines.append(f"{pad}{stmt.name}: {stmt.dtype} = {format_scalar(stmt.init)}")
+        vec = f"x{stmt.lanes}" if stmt.lanes > 1 else ""
+        lines.append(f"{pad}{stmt.name}: {stmt.dtype}{vec} = {format_scalar(stmt.init)}")
     elif isinstance(stmt, L.Assign):
         lines.append(f"{pad}{stmt.name} = {format_scalar(stmt.value)}")
     else:

@@ -16,7 +16,8 @@ from typing import Union
 
 REDUCTIONS = ("sum", "prod", "max", "min")
 UNARY_OPS = ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "conj")
-BINARY_OPS = ("add", "sub", "mul", "div", "pow", "max", "min")
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")  # bool results, numpy's NaN rules
+BINARY_OPS = ("add", "sub", "mul", "div", "pow", "max", "min", *COMPARISONS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,15 +47,19 @@ class _KernelVerifier:
             if b.dtype not in DTYPES or len(b.shape) != len(b.strides):
                 raise VerificationError(f"buffer {b.name}: bad dtype or shape/strides")
 
-    def check_access(self, name: str, index: L.Affine, extents: dict[str, int]) -> None:
+    def check_access(self, name: str, index: L.Affine, extents: dict[str, int],
+                     lookups: tuple = (), lanes: int = 1) -> None:
         if name not in self.buffers:
             raise VerificationError(f"access to unknown buffer {name!r}")
-        for var, _ in index.terms:
+        for var, _ in index.terms + tuple(t for _, pos in lookups for t in pos.terms):
             if var not in extents:
                 raise VerificationError(f"{name}[{index}] uses {var!r} outside its loop")
-        if any(extent == 0 for extent in extents.values()):
-            return  # never executed
+        for table, position in lookups:
+            self.check_access(table, position, extents)
+        if lookups or any(extent <= 0 for extent in extents.values()):
+            return  # offsets read at run time (GETT tables), bounded loops, or never run
         lo, hi = _offset_range(index, extents)
+        hi += lanes - 1
         allowed = self.ranges[name]
         if allowed is None or lo < allowed[0] or hi > allowed[1]:
             raise VerificationError(
@@ -64,7 +68,7 @@ class _KernelVerifier:
 
     def check_scalar(self, expr: L.Scalar, extents: dict[str, int], local_vars: set[str]):
         if isinstance(expr, L.Load):
-            self.check_access(expr.buffer, expr.index, extents)
+            self.check_access(expr.buffer, expr.index, extents, expr.lookups, expr.lanes)
         elif isinstance(expr, L.Local) and expr.name not in local_vars:
             raise VerificationError(f"local {expr.name!r} read before it is declared")
         elif isinstance(expr, L.Cast | L.Const) and expr.dtype not in DTYPES:
@@ -80,17 +84,29 @@ class _KernelVerifier:
                     raise VerificationError(f"loop variable {stmt.var!r} shadows an outer one")
                 if stmt.extent < 0 or stmt.kind not in L.LOOP_KINDS:
                     raise VerificationError(f"loop {stmt.var}: bad extent or kind")
-                self.check_body(stmt.body, {**extents, stmt.var: stmt.extent}, local_vars)
+                # a loop that stops early at a run-time bound: its range is not static
+                extent = stmt.extent if stmt.bound is None else -1
+                self.check_body(stmt.body, {**extents, stmt.var: extent}, local_vars)
             elif isinstance(stmt, L.Store):
                 if self.buffers.get(stmt.buffer, None) is None:
                     raise VerificationError(f"store to unknown buffer {stmt.buffer!r}")
-                if self.buffers[stmt.buffer].role != "out":
+                if self.buffers[stmt.buffer].role not in ("out",):
                     raise VerificationError(f"store to input buffer {stmt.buffer!r}")
-                self.check_access(stmt.buffer, stmt.index, extents)
+                self.check_access(stmt.buffer, stmt.index, extents, stmt.lookups)
                 self.check_scalar(stmt.value, extents, local_vars)
             elif isinstance(stmt, L.Declare):
                 self.check_scalar(stmt.init, extents, local_vars)
                 local_vars.add(stmt.name)
+            elif isinstance(stmt, L.Allocate):
+                outer = self.buffers.get(stmt.name), self.ranges.get(stmt.name)
+                self.buffers[stmt.name] = L.Buffer(stmt.name, stmt.dtype, "out", (stmt.size,),
+                                                   (1,))
+                self.ranges[stmt.name] = (0, stmt.size - 1)
+                self.check_body(stmt.body, extents, local_vars)
+                if outer[0] is None:
+                    del self.buffers[stmt.name], self.ranges[stmt.name]
+                else:
+                    self.buffers[stmt.name], self.ranges[stmt.name] = outer
             elif isinstance(stmt, L.Assign):
                 if stmt.name not in local_vars:
                     raise VerificationError(f"assignment to undeclared local {stmt.name!r}")

@@ -22,7 +22,7 @@ from tcc.ir import program as P
 from tcc.ir.printer import format_kernel, format_program
 from tcc.ir.verify import verify_kernel, verify_program
 from tcc.options import Options, default_options
-from tcc.passes.lower import lower_statement
+from tcc.passes.pipeline import kernel_for_statement
 from tcc.runtime import jit
 
 ARENA_ALIGN = 64
@@ -69,8 +69,10 @@ class CompiledProgram:
         self.layouts = dict(layouts or {})
         if self.options.verify:
             verify_program(program)
+        target = jit.host_target()
         kernels = [
-            lower_statement(program, stmt, layouts=self.layouts, name=f"k{k}")
+            kernel_for_statement(program, stmt, self.layouts, name=f"k{k}",
+                                 features=target.features, threads=self.options.num_threads)
             for k, stmt in enumerate(program.statements)
         ]
         text = "\n".join(format_kernel(k) for k in kernels)
@@ -91,8 +93,8 @@ class CompiledProgram:
             ),
         )
         self._data_offset = numpy_data_offset()
-        target = jit.host_target()
-        module = render_module(self.kernels, self.entry, target, data_offset=self._data_offset)
+        module = render_module(self.kernels, self.entry, target, data_offset=self._data_offset,
+                               threads=self.options.num_threads)
         self.llvm_text = str(module)
         symbol = self.name + ("_py" if self._data_offset is not None else "")
         addresses = jit.load_functions(self.llvm_text, (symbol,), self.options)

@@ -1,0 +1,44 @@
+"""From a tensor statement to the kernel that computes it: the template or the loop nest.
+
+Pairwise float contractions big enough to pay for packing go through the GETT template;
+everything else is lowered to one loop nest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tcc.ir import loops as L
+from tcc.ir import program as P
+from tcc.passes.lower import lower_statement
+from tcc.passes.schedule.gett import GettParams, analyze, default_params, gett_kernel
+
+GETT_MIN_FLOPS = 2 * 48**3  # below this, packing costs more than it saves
+PARALLEL_MIN_FLOPS = 2 * 128**3  # below this, one thread is faster than starting more
+
+
+def vector_bits(features: str) -> int:
+    if "+avx512f" in features:
+        return 512
+    if "+avx" in features:
+        return 256
+    return 128
+
+
+def kernel_for_statement(
+    program: P.Program,
+    stmt: P.Statement,
+    layouts: Mapping[str, tuple[int, ...]],
+    *,
+    name: str,
+    features: str,
+    threads: int,
+    params: GettParams | None = None,
+) -> L.Kernel:
+    shape = analyze(program, stmt, layouts)
+    if shape is None or (params is None and shape.flops < GETT_MIN_FLOPS):
+        return lower_statement(program, stmt, layouts=layouts, name=name)
+    if params is None:
+        use_threads = threads if shape.flops >= PARALLEL_MIN_FLOPS else 1
+        params = default_params(stmt.dtype, vector_bits(features), use_threads)
+    return gett_kernel(program, stmt, shape, params, layouts, name)

@@ -1,0 +1,1 @@
+"""Scheduling: loop-nest transformations and kernel templates (GETT)."""

@@ -1,0 +1,305 @@
+"""GETT: a pairwise contraction as a GEMM-like kernel, packing straight from strided tensors.
+
+``C[batch, M, N] (+)= sum_K A[batch, M, K] * B[batch, K, N]`` where batch, M, N and K are
+*groups* of indices. Each group is flattened; a tensor whose strides over a group are
+mergeable addresses it affinely, otherwise through an int64 offset table. The nest is the
+BLIS one, with packing from any strides and a register-blocked micro-kernel of vector FMAs::
+
+    for bt in 0..BATCH:                        # parallel when there are enough batches
+      for jc in 0..ceil(N/NC):
+        for pc in 0..ceil(K/KC):               # pc = 0 peeled: it stores instead of adding
+          Bp = pack B[pc*KC.., jc*NC..]        # NR-wide panels, parallel over panels
+          for ic in 0..ceil(M/MC):             # parallel
+            Ap = pack A[ic*MC.., pc*KC..]      # MR-tall panels
+            for jr, ir over the panels:
+              acc[MR][NR/VW] = 0                # vector registers
+              for k in 0..kc: acc[i][v] += Ap[ir][k][i] * Bp[jr][k][v*VW:(v+1)*VW]
+              C[tile] (+)= acc                  # through a small tile buffer, edge-safe
+
+Roles are swapped when C's unit-stride index is in M, so the micro-kernel's vectors run
+along C's contiguous dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tcc.ir import loops as L
+from tcc.ir import program as P
+from tcc.passes.lower import _Accesses
+
+Aff = L.Affine
+
+
+@dataclass(frozen=True, slots=True)
+class GettParams:
+    """Blocking: micro-tile MR x NR (NR a multiple of the vector width), cache blocks."""
+
+    mr: int
+    nr: int
+    kc: int
+    mc: int
+    nc: int
+    lanes: int
+    threads: int = 1
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
+    lanes = max(vector_bits // (32 if dtype == "float32" else 64), 1)
+    if dtype == "float32":
+        return GettParams(mr=12, nr=2 * lanes, kc=256, mc=12 * 16, nc=2048, lanes=lanes,
+                          threads=threads)
+    return GettParams(mr=12, nr=2 * lanes, kc=192, mc=12 * 12, nc=1024, lanes=lanes,
+                      threads=threads)
+
+
+@dataclass(frozen=True, slots=True)
+class GettShape:
+    """The statement seen as a batched GEMM: roles, index groups and coefficients."""
+
+    a: str
+    b: str
+    c: str
+    batch: tuple[str, ...]
+    m: tuple[str, ...]
+    n: tuple[str, ...]
+    k: tuple[str, ...]
+    sizes: dict[str, int]
+    coefs: dict[str, dict[str, int]]  # tensor -> index -> element stride
+
+    def extent(self, group: tuple[str, ...]) -> int:
+        total = 1
+        for index in group:
+            total *= self.sizes[index]
+        return total
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.extent(self.batch + self.m + self.n + self.k)
+
+
+def analyze(
+    program: P.Program, stmt: P.Statement, layouts: Mapping[str, tuple[int, ...]]
+) -> GettShape | None:
+    """The GEMM view of ``stmt``, or None when GETT does not apply."""
+    if stmt.reduce not in ("sum", None) or stmt.dtype not in ("float32", "float64"):
+        return None
+    expr = stmt.expr
+    if not (isinstance(expr, P.Binary) and expr.op == "mul"
+            and isinstance(expr.left, P.Read) and isinstance(expr.right, P.Read)):
+        return None
+    left, right = expr.left, expr.right
+    names = {left.tensor, right.tensor, stmt.target}
+    if len(names) != 3 or any(program.tensor(n).dtype != stmt.dtype for n in names):
+        return None
+    sizes = program.sizes
+    accesses = _Accesses(program, stmt, layouts)
+    coefs = {stmt.target: accesses.store, left.tensor: accesses.loads[0],
+             right.tensor: accesses.loads[1]}
+    live = [i for i in P.statement_indices(stmt) if sizes[i] != 1]
+    if any(sizes[i] == 0 for i in P.statement_indices(stmt)):
+        return None
+    in_a, in_b, in_c = set(left.indices), set(right.indices), set(stmt.indices)
+    batch = tuple(i for i in live if i in in_a and i in in_b and i in in_c)
+    m = tuple(i for i in live if i in in_a and i in in_c and i not in in_b)
+    n = tuple(i for i in live if i in in_b and i in in_c and i not in in_a)
+    k = tuple(i for i in live if i not in in_c)
+    if not m or not n or not k:
+        return None
+    a, b = left.tensor, right.tensor
+    unit_in_m = any(abs(coefs[stmt.target].get(i, 0)) == 1 for i in m)
+    unit_in_n = any(abs(coefs[stmt.target].get(i, 0)) == 1 for i in n)
+    if unit_in_m and not unit_in_n:
+        a, b, m, n = b, a, n, m
+    c = stmt.target
+
+    def by_stride(group: tuple[str, ...], tensor: str) -> tuple[str, ...]:
+        return tuple(sorted(group, key=lambda i: -abs(coefs[tensor].get(i, 0))))
+
+    return GettShape(a, b, c, by_stride(batch, c), by_stride(m, c), by_stride(n, c),
+                     by_stride(k, a), dict(sizes), coefs)
+
+
+class _Builder:
+    """Builds the GETT loop nest for one shape and parameter set."""
+
+    def __init__(self, shape: GettShape, params: GettParams, dtype: str, accumulate: bool):
+        self.s = shape
+        self.p = params
+        self.dtype = dtype
+        self.accumulate = accumulate
+        self.tables: list[tuple[str, tuple[str, ...], str]] = []  # name, group, tensor
+
+    # -- addressing -------------------------------------------------------------------
+    def offset(self, tensor: str, group: tuple[str, ...], flat: Aff) -> tuple[Aff, tuple]:
+        """The element offset of group position ``flat`` in ``tensor``."""
+        if not group:
+            return Aff(), ()
+        coefs = [self.s.coefs[tensor].get(i, 0) for i in group]
+        extents = [self.s.sizes[i] for i in group]
+        mergeable = all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(group) - 1))
+        if mergeable:
+            return flat * coefs[-1], ()
+        name = f"tab_{tensor}_{'_'.join(group)}"
+        if all(t[0] != name for t in self.tables):
+            self.tables.append((name, group, tensor))
+        return Aff(), ((name, flat),)
+
+    def address(self, tensor: str, parts: list[tuple[tuple[str, ...], Aff]]) -> tuple:
+        index, lookups = Aff(), ()
+        for group, flat in parts:
+            affine, extra = self.offset(tensor, group, flat)
+            index, lookups = index + affine, lookups + extra
+        return index, lookups
+
+    def fill_tables(self, body: tuple[L.Stmt, ...]) -> tuple[L.Stmt, ...]:
+        for name, group, tensor in reversed(self.tables):
+            extents = [self.s.sizes[i] for i in group]
+            flat, step = Aff(), 1
+            for index, extent in zip(reversed(group), reversed(extents), strict=True):
+                flat = flat + Aff.var(f"t_{index}", step)
+                step *= extent
+            value = Aff.of({f"t_{i}": self.s.coefs[tensor].get(i, 0) for i in group})
+            fill: tuple[L.Stmt, ...] = (L.Store(name, flat, L.IndexValue(value)),)
+            for index, extent in zip(reversed(group), reversed(extents), strict=True):
+                fill = (L.For(f"t_{index}", extent, fill),)
+            body = (L.Allocate(name, "int64", step, fill + body),)
+        return body
+
+    # -- pieces -----------------------------------------------------------------------
+    def pack_b(self, bt: Aff, jc: Aff, pc: Aff) -> L.Stmt:
+        p, s = self.p, self.s
+        n_left = s.extent(s.n) - jc * p.nc
+        k_left = s.extent(s.k) - pc * p.kc
+        n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
+        k_flat = pc * p.kc + Aff.var("k")
+        index, lookups = self.address(s.b, [(s.batch, bt), (s.k, k_flat), (s.n, n_flat)])
+        store = L.Store("Bp", Aff.of({"jr": p.kc * p.nr, "k": p.nr, "j": 1}),
+                        L.Load(s.b, index, 1, lookups))
+        j_loop = L.For("j", p.nr, (store,), bound=n_left - Aff.var("jr", p.nr))
+        k_loop = L.For("k", p.kc, (j_loop,), bound=k_left)
+        return L.For("jr", self.panels_n, (k_loop,), kind=self.inner_kind, bound=n_left,
+                     bound_step=p.nr)
+
+    def pack_a(self, bt: Aff, ic: Aff, pc: Aff) -> L.Stmt:
+        p, s = self.p, self.s
+        m_left = s.extent(s.m) - ic * p.mc
+        k_left = s.extent(s.k) - pc * p.kc
+        m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
+        k_flat = pc * p.kc + Aff.var("k")
+        index, lookups = self.address(s.a, [(s.batch, bt), (s.m, m_flat), (s.k, k_flat)])
+        store = L.Store("Ap", Aff.of({"ir": p.kc * p.mr, "k": p.mr, "i": 1}),
+                        L.Load(s.a, index, 1, lookups))
+        m_bound = m_left - Aff.var("ir", p.mr)
+        m_stride = abs(s.coefs[s.a].get(s.m[-1], 0))
+        k_stride = abs(s.coefs[s.a].get(s.k[-1], 0))
+        if k_stride < m_stride:  # read A along K: k innermost
+            k_loop = L.For("k", p.kc, (store,), bound=k_left)
+            inner = L.For("i", p.mr, (k_loop,), bound=m_bound)
+        else:
+            i_loop = L.For("i", p.mr, (store,), bound=m_bound)
+            inner = L.For("k", p.kc, (i_loop,), bound=k_left)
+        return L.For("ir", self.panels_m, (inner,), bound=m_left, bound_step=p.mr)
+
+    def micro_kernel(self, bt: Aff, ic: Aff, jc: Aff, pc: Aff, first: bool) -> tuple:
+        p, s, dt = self.p, self.s, self.dtype
+        vectors = p.nr // p.lanes
+        acc = [[f"acc{i}_{v}" for v in range(vectors)] for i in range(p.mr)]
+        zero = L.Broadcast(L.Const(0.0, dt), p.lanes)
+        body: list[L.Stmt] = [L.Declare(acc[i][v], dt, zero, p.lanes)
+                              for i in range(p.mr) for v in range(vectors)]
+        step: list[L.Stmt] = [
+            L.Declare(f"b{v}", dt, L.Load("Bp", Aff.of({"jr": p.kc * p.nr, "k": p.nr},
+                                                        v * p.lanes), p.lanes), p.lanes)
+            for v in range(vectors)
+        ]
+        for i in range(p.mr):
+            a = L.Broadcast(L.Load("Ap", Aff.of({"ir": p.kc * p.mr, "k": p.mr}, i)), p.lanes)
+            for v in range(vectors):
+                product = L.Binary("mul", a, L.Local(f"b{v}"))
+                step.append(L.Assign(acc[i][v], L.Binary("add", L.Local(acc[i][v]), product)))
+        k_left = s.extent(s.k) - pc * p.kc
+        body.append(L.For("k", p.kc, tuple(step), bound=k_left))
+        body += [L.Store("Ct", Aff((), i * p.nr + v * p.lanes), L.Local(acc[i][v]))
+                 for i in range(p.mr) for v in range(vectors)]
+        m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
+        n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
+        index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat), (s.n, n_flat)])
+        tile = L.Load("Ct", Aff.of({"i": p.nr, "j": 1}))
+        value = tile
+        if not first or self.accumulate:
+            value = L.Binary("add", L.Load(s.c, index, 1, lookups), tile)
+        update = L.Store(s.c, index, value, lookups)
+        m_left = s.extent(s.m) - ic * p.mc - Aff.var("ir", p.mr)
+        n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
+        j_loop = L.For("j", p.nr, (update,), bound=n_left)
+        body.append(L.For("i", p.mr, (j_loop,), bound=m_left))
+        ir_loop = L.For("ir", self.panels_m, tuple(body),
+                        bound=s.extent(s.m) - ic * p.mc, bound_step=p.mr)
+        return (L.For("jr", self.panels_n, (ir_loop,), bound=s.extent(s.n) - jc * p.nc,
+                      bound_step=p.nr),)
+
+    @property
+    def panels_m(self) -> int:
+        return -(-min(self.p.mc, self.s.extent(self.s.m)) // self.p.mr)
+
+    @property
+    def panels_n(self) -> int:
+        return -(-min(self.p.nc, self.s.extent(self.s.n)) // self.p.nr)
+
+    def block(self, bt: Aff, jc: Aff, pc: Aff, first: bool) -> L.Stmt:
+        p, s = self.p, self.s
+        ic_blocks = -(-s.extent(s.m) // p.mc)
+        ic = Aff.var("ic")
+        inner = (
+            self.pack_a(bt, ic, pc),
+            *self.micro_kernel(bt, ic, jc, pc, first),
+        )
+        inner = (L.Allocate("Ct", self.dtype, p.mr * p.nr, inner),)
+        ic_loop = L.For("ic", ic_blocks, (L.Allocate("Ap", self.dtype,
+                                                      self.panels_m * p.mr * p.kc, inner),),
+                        kind=self.inner_kind)
+        b_size = self.panels_n * p.nr * p.kc
+        return L.Allocate("Bp", self.dtype, b_size, (self.pack_b(bt, jc, pc), ic_loop))
+
+    def kernel_body(self) -> tuple[L.Stmt, ...]:
+        p, s = self.p, self.s
+        batches = s.extent(s.batch)
+        self.parallel_batch = p.threads > 1 and batches >= 2 * p.threads
+        self.inner_kind = "serial" if self.parallel_batch or p.threads == 1 else "parallel"
+        bt = Aff.var("bt") if s.batch else Aff()
+        jc = Aff.var("jc")
+        k_blocks = -(-s.extent(s.k) // p.kc)
+        per_jc: list[L.Stmt] = [self.block(bt, jc, Aff(), first=True)]
+        if k_blocks > 1:
+            pc = Aff.var("pc") + 1
+            per_jc.append(L.For("pc", k_blocks - 1, (self.block(bt, jc, pc, first=False),)))
+        n_blocks = -(-s.extent(s.n) // p.nc)
+        body: tuple[L.Stmt, ...] = (L.For("jc", n_blocks, tuple(per_jc)),)
+        if s.batch:
+            kind = "parallel" if self.parallel_batch else "serial"
+            body = (L.For("bt", batches, body, kind=kind),)
+        return self.fill_tables(body)
+
+
+def gett_kernel(
+    program: P.Program,
+    stmt: P.Statement,
+    shape: GettShape,
+    params: GettParams,
+    layouts: Mapping[str, tuple[int, ...]],
+    name: str,
+) -> L.Kernel:
+    builder = _Builder(shape, params, stmt.dtype, stmt.accumulate)
+    body = builder.kernel_body()
+    accesses = _Accesses(program, stmt, layouts)
+    buffers = tuple(
+        L.Buffer(t, program.tensor(t).dtype, "out" if t == stmt.target else "in",
+                 program.tensor(t).shape, accesses.strides_of(t))
+        for t in (*dict.fromkeys(r.tensor for r in P.reads(stmt.expr)), stmt.target)
+    )
+    return L.Kernel(name, buffers, body)
