@@ -42,6 +42,9 @@ class Options:
       this process may run on).
     - ``opt_level``: LLVM optimization level, 0-3.
     - ``verify``: run the IR verifiers between passes (``TCC_VERIFY``; tests turn it on).
+    - ``gett``: when pairwise contractions use the GETT template: "auto" (big enough ones),
+      "always" (wherever it applies) or "never"; ``gett_params`` overrides its blocking
+      (a ``tcc.passes.schedule.gett.GettParams``; the autotuner sets it).
     """
 
     cache_dir: str = field(default_factory=_default_cache_dir)
@@ -49,6 +52,8 @@ class Options:
     num_threads: int = field(default_factory=_default_threads)
     opt_level: int = 3
     verify: bool = field(default_factory=lambda: _env_flag("TCC_VERIFY", False))
+    gett: str = "auto"
+    gett_params: object = None
 
     def with_(self, **changes: object) -> Options:
         return replace(self, **changes)  # type: ignore[arg-type]

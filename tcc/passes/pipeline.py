@@ -33,10 +33,13 @@ def kernel_for_statement(
     name: str,
     features: str,
     threads: int,
+    gett: str = "auto",
     params: GettParams | None = None,
 ) -> L.Kernel:
-    shape = analyze(program, stmt, layouts)
-    if shape is None or (params is None and shape.flops < GETT_MIN_FLOPS):
+    shape = analyze(program, stmt, layouts) if gett != "never" else None
+    small = gett == "auto" and params is None and shape is not None and (
+        shape.flops < GETT_MIN_FLOPS)
+    if shape is None or small:
         return lower_statement(program, stmt, layouts=layouts, name=name)
     if params is None:
         use_threads = threads if shape.flops >= PARALLEL_MIN_FLOPS else 1

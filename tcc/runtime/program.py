@@ -72,7 +72,8 @@ class CompiledProgram:
         target = jit.host_target()
         kernels = [
             kernel_for_statement(program, stmt, self.layouts, name=f"k{k}",
-                                 features=target.features, threads=self.options.num_threads)
+                                 features=target.features, threads=self.options.num_threads,
+                                 gett=self.options.gett, params=self.options.gett_params)
             for k, stmt in enumerate(program.statements)
         ]
         text = "\n".join(format_kernel(k) for k in kernels)

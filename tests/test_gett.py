@@ -1,0 +1,88 @@
+"""GETT template: odd sizes, every stride pattern, batches, dtypes, threads, against numpy.
+
+Small blocking parameters force every edge path (partial micro-tiles, partial cache blocks,
+several K blocks, several N blocks) on small tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tcc
+from tcc.options import default_options
+from tcc.passes.schedule.gett import GettParams
+
+
+def _lanes(dtype: str) -> int:
+    from tcc.passes.pipeline import vector_bits
+    from tcc.runtime.jit import host_target
+
+    return vector_bits(host_target().features) // (8 * np.dtype(dtype).itemsize)
+
+
+def small_params(dtype: str, threads: int = 1) -> GettParams:
+    lanes = _lanes(dtype)
+    return GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes, threads=threads)
+
+
+def run(eq, shapes, dtype="float64", threads=1, views=None, seed=0):
+    rng = np.random.default_rng(seed)
+    ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    if views:
+        ops = [v(o) if v else o for v, o in zip(views, ops, strict=True)]
+    options = default_options().with_(gett="always", gett_params=small_params(dtype, threads),
+                                      num_threads=threads, verify=True)
+    got = tcc.einsum(eq, *ops, options=options)
+    want = np.einsum(eq, *[o.astype(np.float64) for o in ops])
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    return got
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 17, 3), (17, 7, 13), (13, 40, 11)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gemm_odd_sizes(m, n, k, dtype):
+    run("ik,kj->ij", [(m, k), (k, n)], dtype)
+
+
+@pytest.mark.parametrize("eq", ["ik,kj->ij", "ki,kj->ij", "ik,jk->ij", "ki,jk->ij",
+                                "ik,kj->ji", "kj,ik->ij"])
+def test_every_transpose(eq):
+    sizes = {"i": 11, "j": 19, "k": 9}
+    terms = eq.split("->")[0].split(",")
+    run(eq, [tuple(sizes[c] for c in t) for t in terms])
+
+
+def test_strided_and_negative_views():
+    views = [lambda a: a[::2, ::-1], lambda b: b.T[1:, :]]
+    run("ik,kj->ij", [(22, 9), (15, 10)], views=views)
+
+
+def test_multi_index_groups_use_tables():
+    # M = (a, c), N = (d, f), K = (b, e): groups that are not mergeable in some tensors
+    run("abce,bfde->acdf", [(3, 4, 5, 2), (4, 3, 6, 2)])
+    run("abcd,aebf->dfce", [(3, 4, 5, 6), (3, 2, 4, 5)])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batched_attention_scores(threads):
+    run("bhqd,bhkd->bhqk", [(2, 3, 7, 5), (2, 3, 9, 5)], "float32", threads=threads)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_parallel_inner_blocks(threads):
+    run("ik,kj->ij", [(40, 23), (23, 37)], threads=threads)
+
+
+def test_broadcast_and_reduced_only_in_one_operand():
+    # j is summed in A alone; a size-1 axis broadcasts
+    run("ijk,kl->il", [(5, 3, 7), (7, 6)])
+    run("ik,kj->ij", [(1, 7), (7, 9)])
+
+
+def test_generated_kernel_uses_the_template():
+    options = default_options().with_(gett="always", gett_params=small_params("float64"))
+    kernel = tcc.compile("ik,kj->ij", (8, 8), (8, 8), options=options)
+    text = kernel.ir()
+    assert "allocate Bp" in text and "allocate Ap" in text and "broadcast" in text
