@@ -22,10 +22,9 @@ from tcc.ir import program as P
 from tcc.ir.printer import format_kernel, format_program
 from tcc.ir.verify import verify_kernel, verify_program
 from tcc.options import Options, default_options
+from tcc.passes.memplan import plan_memory
 from tcc.passes.pipeline import kernel_for_statement
 from tcc.runtime import jit
-
-ARENA_ALIGN = 64
 
 
 @cache
@@ -36,20 +35,6 @@ def numpy_data_offset() -> int | None:
         if ctypes.c_void_p.from_address(id(probe) + offset).value == probe.ctypes.data:
             return offset
     return None
-
-
-def _arena_layout(program: P.Program) -> tuple[tuple[tuple[str, int], ...], int]:
-    """Byte offsets of the temporaries in one arena (each aligned; no reuse yet)."""
-    keep = set(program.inputs) | set(program.outputs)
-    offsets, top = [], 0
-    for tensor in program.tensors:
-        if tensor.name in keep:
-            continue
-        offsets.append((tensor.name, top))
-        count = int(np.prod(tensor.shape, dtype=np.int64))
-        size = count * np.dtype(tensor.dtype).itemsize
-        top += -(-max(size, 1) // ARENA_ALIGN) * ARENA_ALIGN
-    return tuple(offsets), top
 
 
 class CompiledProgram:
@@ -83,7 +68,9 @@ class CompiledProgram:
         if self.options.verify:
             for kernel in self.kernels:
                 verify_kernel(kernel)
-        temps, self.arena_bytes = _arena_layout(program)
+        self.memory_plan = plan_memory(program)
+        temps = tuple((p.name, p.offset) for p in self.memory_plan.placements)
+        self.arena_bytes = self.memory_plan.arena_bytes
         params = (*program.inputs, *program.outputs)
         self.entry = EntryPlan(
             name=self.name,
