@@ -10,19 +10,19 @@ from __future__ import annotations
 import ctypes
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
 
-from tcc.codegen.llvm_cpu import EntryPlan, render_module
+from tcc.codegen.llvm_cpu import CpuTarget, EntryPlan, render_module
 from tcc.errors import TccError
 from tcc.ir import loops as L
 from tcc.ir import program as P
 from tcc.ir.printer import format_kernel, format_program
 from tcc.ir.verify import verify_kernel, verify_program
 from tcc.options import Options, default_options
-from tcc.passes.memplan import plan_memory
+from tcc.passes.memplan import MemoryPlan, plan_memory
 from tcc.passes.pipeline import kernel_for_statement
 from tcc.runtime import jit
 
@@ -37,8 +37,57 @@ def numpy_data_offset() -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedProgram:
+    """A program as one LLVM module: its kernels, its entry and the IR text."""
+
+    program: P.Program
+    kernels: tuple[L.Kernel, ...]
+    entry: EntryPlan
+    memory_plan: MemoryPlan
+    llvm_text: str
+
+
+def render_program(
+    program: P.Program,
+    layouts: Mapping[str, tuple[int, ...]],
+    options: Options,
+    target: CpuTarget,
+    *,
+    data_offset: int | None = None,
+    name: str | None = None,
+) -> RenderedProgram:
+    """Schedule every statement for ``target``, plan memory, render one module."""
+    if options.verify:
+        verify_program(program)
+    kernels = [
+        kernel_for_statement(program, stmt, layouts, name=f"k{k}", features=target.features,
+                             threads=options.num_threads, gett=options.gett,
+                             params=options.gett_params)
+        for k, stmt in enumerate(program.statements)
+    ]
+    if name is None:
+        text = "\n".join(format_kernel(k) for k in kernels)
+        salt = f"{target}|{options.num_threads}|{data_offset}"
+        name = "tcc_" + hashlib.sha256((text + salt).encode()).hexdigest()[:20]
+    kernels = [replace(k, name=f"{name}_{k.name}") for k in kernels]
+    if options.verify:
+        for kernel in kernels:
+            verify_kernel(kernel)
+    memory_plan = plan_memory(program)
+    entry = EntryPlan(
+        name=name,
+        params=(*program.inputs, *program.outputs),
+        temps=tuple((p.name, p.offset) for p in memory_plan.placements),
+        calls=tuple((k.name, tuple(b.name for b in k.buffers)) for k in kernels),
+    )
+    module = render_module(tuple(kernels), entry, target, data_offset=data_offset,
+                           threads=options.num_threads)
+    return RenderedProgram(program, tuple(kernels), entry, memory_plan, str(module))
+
+
 class CompiledProgram:
-    """``program`` compiled for inputs/outputs with the given element strides.
+    """``program`` compiled for the host, inputs/outputs with the given element strides.
 
     ``layouts`` maps tensor names to element strides; tensors not named are row-major.
     """
@@ -52,44 +101,22 @@ class CompiledProgram:
         self.options = options or default_options()
         self.program = program
         self.layouts = dict(layouts or {})
-        if self.options.verify:
-            verify_program(program)
-        target = jit.host_target()
-        kernels = [
-            kernel_for_statement(program, stmt, self.layouts, name=f"k{k}",
-                                 features=target.features, threads=self.options.num_threads,
-                                 gett=self.options.gett, params=self.options.gett_params)
-            for k, stmt in enumerate(program.statements)
-        ]
-        text = "\n".join(format_kernel(k) for k in kernels)
-        self.key = hashlib.sha256(text.encode()).hexdigest()[:20]
-        self.name = f"tcc_{self.key}"
-        self.kernels = tuple(replace(k, name=f"{self.name}_{k.name}") for k in kernels)
-        if self.options.verify:
-            for kernel in self.kernels:
-                verify_kernel(kernel)
-        self.memory_plan = plan_memory(program)
-        temps = tuple((p.name, p.offset) for p in self.memory_plan.placements)
-        self.arena_bytes = self.memory_plan.arena_bytes
-        params = (*program.inputs, *program.outputs)
-        self.entry = EntryPlan(
-            name=self.name,
-            params=params,
-            temps=temps,
-            calls=tuple(
-                (k.name, tuple(b.name for b in k.buffers)) for k in self.kernels
-            ),
-        )
         self._data_offset = numpy_data_offset()
-        module = render_module(self.kernels, self.entry, target, data_offset=self._data_offset,
-                               threads=self.options.num_threads)
-        self.llvm_text = str(module)
+        rendered = render_program(program, self.layouts, self.options, jit.host_target(),
+                                  data_offset=self._data_offset)
+        self.rendered = rendered
+        self.kernels = rendered.kernels
+        self.entry = rendered.entry
+        self.name = rendered.entry.name
+        self.memory_plan = rendered.memory_plan
+        self.arena_bytes = self.memory_plan.arena_bytes
+        self.llvm_text = rendered.llvm_text
         symbol = self.name + ("_py" if self._data_offset is not None else "")
         addresses = jit.load_functions(self.llvm_text, (symbol,), self.options)
-        n_args = len(params) + (1 if temps else 0)
+        n_args = len(self.entry.params) + (1 if self.entry.temps else 0)
         prototype = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * n_args))
         self._function = prototype(addresses[symbol])
-        self._thin = self._data_offset is not None and not temps
+        self._thin = self._data_offset is not None and not self.entry.temps
 
     def run(self, arrays: Sequence[np.ndarray]) -> None:
         """Run on ``arrays`` (inputs then outputs), which the caller has checked."""
