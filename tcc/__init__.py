@@ -5,7 +5,7 @@
     kernel = tcc.compile("bhqd,bhkd->bhqk", q.shape, k.shape, dtype="float32")
 """
 
-from tcc.api import Kernel, compile, einsum
+from tcc.api import Kernel, compile, einsum, export
 from tcc.errors import (
     BackendUnavailableError,
     CompileError,
@@ -37,4 +37,5 @@ __all__ = [
     "TccError",
     "compile",
     "einsum",
+    "export",
 ]

@@ -25,6 +25,7 @@ from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.options import Options, default_options
 from tcc.passes.paths import choose_path
+from tcc.runtime.export import ExportItem, export_library
 from tcc.runtime.program import CompiledProgram
 
 _CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
@@ -325,9 +326,41 @@ class Kernel:
     def asm(self) -> str:
         return self._default.compiled.asm()
 
+    def export_item(self, name: str) -> ExportItem:
+        """This kernel as one function of an exported library (C-contiguous operands)."""
+        from tcc.frontend.einsum import _label_text
+
+        spec = self.parsed.spec
+        axes = {f"in{k}": tuple(map(_label_text, term)) for k, term in enumerate(spec.inputs)}
+        axes["out"] = tuple(map(_label_text, spec.output))
+        dtypes = ", ".join(str(d) for d in self.dtypes)
+        description = f'einsum "{self.subscripts}" on {dtypes}, computed in {self.compute_dtype}'
+        return ExportItem(name, self.program, description, axes)
+
+    def export(self, path: str, *, cpu: str | None = None, name: str | None = None) -> dict:
+        """Write a shared library (.so), static library (.a) or object (.o) with a C header
+        beside it. ``cpu``: None/'native' (this machine), 'generic', 'x86-64-v2/v3/v4'."""
+        from pathlib import Path
+
+        if name is None:
+            stem = Path(path).stem
+            name = stem[3:] if stem.startswith("lib") else stem
+        return export_library([self.export_item(name)], path, cpu=cpu, options=self.options)
+
     def __repr__(self) -> str:
         dtypes = ", ".join(str(d) for d in self.dtypes)
         return f"tcc.Kernel({self.subscripts!r}, shapes={self.shapes}, dtypes=({dtypes}))"
+
+
+def export(
+    kernels: dict[str, Kernel], path: str, *, cpu: str | None = None,
+    options: Options | None = None,
+) -> dict:
+    """Several compiled kernels as one library: ``{c_function_name: kernel}``."""
+    if not kernels:
+        raise OperandError("export needs at least one kernel")
+    items = [kernel.export_item(name) for name, kernel in kernels.items()]
+    return export_library(items, path, cpu=cpu, options=options or default_options())
 
 
 def compile(  # noqa: A001 (the public name users expect)

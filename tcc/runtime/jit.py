@@ -27,6 +27,7 @@ _lock = threading.RLock()
 def _initialize() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()  # inline asm (CPUID checks in exported libraries)
 
 
 @cache
