@@ -182,9 +182,10 @@ def einsum(
     subscripts = operands[0]
     rest = operands[1:]
     key = None
-    if out is None and options is None and type(subscripts) is str:
+    if out is None and type(subscripts) is str:
         try:
             key = (subscripts, dtype, order, casting, _optimize_key(optimize), memory_limit,
+                   options,
                    *[(type(a), a.shape, a.strides, a.dtype) for a in rest])  # type: ignore[union-attr]
             plan = _plans.get(key)
         except (AttributeError, TypeError):

@@ -50,10 +50,11 @@ class GettParams:
 
 def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
     lanes = max(vector_bits // (32 if dtype == "float32" else 64), 1)
+    # 8 x 3 vectors of accumulators (24 of 32 registers); an A panel and a B panel fit L1
     if dtype == "float32":
-        return GettParams(mr=12, nr=2 * lanes, kc=256, mc=12 * 16, nc=2048, lanes=lanes,
+        return GettParams(mr=8, nr=3 * lanes, kc=384, mc=128, nc=2048, lanes=lanes,
                           threads=threads)
-    return GettParams(mr=12, nr=2 * lanes, kc=192, mc=12 * 12, nc=1024, lanes=lanes,
+    return GettParams(mr=8, nr=3 * lanes, kc=192, mc=128, nc=1024, lanes=lanes,
                       threads=threads)
 
 
@@ -224,24 +225,61 @@ class _Builder:
                 step.append(L.Assign(acc[i][v], L.Binary("add", L.Local(acc[i][v]), product)))
         k_left = s.extent(s.k) - pc * p.kc
         body.append(L.For("k", p.kc, tuple(step), bound=k_left))
-        body += [L.Store("Ct", Aff((), i * p.nr + v * p.lanes), L.Local(acc[i][v]))
-                 for i in range(p.mr) for v in range(vectors)]
-        m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
-        n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
-        index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat), (s.n, n_flat)])
-        tile = L.Load("Ct", Aff.of({"i": p.nr, "j": 1}))
-        value = tile
-        if not first or self.accumulate:
-            value = L.Binary("add", L.Load(s.c, index, 1, lookups), tile)
-        update = L.Store(s.c, index, value, lookups)
         m_left = s.extent(s.m) - ic * p.mc - Aff.var("ir", p.mr)
         n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
-        j_loop = L.For("j", p.nr, (update,), bound=n_left)
-        body.append(L.For("i", p.mr, (j_loop,), bound=m_left))
+        add = not first or self.accumulate
+        if self.c_rows_contiguous():
+            body += self.full_tile_update(acc, bt, ic, jc, m_left, add)
+            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
+            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
+        else:
+            body += self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
         ir_loop = L.For("ir", self.panels_m, tuple(body),
                         bound=s.extent(s.m) - ic * p.mc, bound_step=p.mr)
         return (L.For("jr", self.panels_n, (ir_loop,), bound=s.extent(s.n) - jc * p.nc,
                       bound_step=p.nr),)
+
+    def c_rows_contiguous(self) -> bool:
+        """C is contiguous along the flattened N group (vector stores along a tile row)."""
+        s = self.s
+        coefs = [s.coefs[s.c].get(i, 0) for i in s.n]
+        extents = [s.sizes[i] for i in s.n]
+        mergeable = all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(coefs) - 1))
+        return mergeable and coefs[-1] == 1
+
+    def full_tile_update(self, acc, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, add: bool):
+        """A tile whose NR columns all exist: rows go straight from registers to C."""
+        p, s = self.p, self.s
+        rows = []
+        for i in range(p.mr):
+            m_flat = ic * p.mc + Aff.var("ir", p.mr) + i
+            stores = []
+            for v in range(p.nr // p.lanes):
+                n_flat = jc * p.nc + Aff.var("jr", p.nr) + v * p.lanes
+                index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat),
+                                                    (s.n, n_flat)])
+                value: L.Scalar = L.Local(acc[i][v])
+                if add:
+                    value = L.Binary("add", L.Load(s.c, index, p.lanes, lookups), value)
+                stores.append(L.Store(s.c, index, value, lookups))
+            rows.append(L.For(f"row{i}", 1, tuple(stores), bound=m_left - i))
+        n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
+        return [L.For("full", 1, tuple(rows), bound=n_left - p.nr + 1)]
+
+    def edge_tile_update(self, acc, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, n_left: Aff,
+                         add: bool) -> list[L.Stmt]:
+        """Any tile: through a small buffer, element by element, within the bounds."""
+        p, s = self.p, self.s
+        body: list[L.Stmt] = [L.Store("Ct", Aff((), i * p.nr + v * p.lanes), L.Local(acc[i][v]))
+                              for i in range(p.mr) for v in range(p.nr // p.lanes)]
+        m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
+        n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
+        index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat), (s.n, n_flat)])
+        tile = L.Load("Ct", Aff.of({"i": p.nr, "j": 1}))
+        value = L.Binary("add", L.Load(s.c, index, 1, lookups), tile) if add else tile
+        j_loop = L.For("j", p.nr, (L.Store(s.c, index, value, lookups),), bound=n_left)
+        body.append(L.For("i", p.mr, (j_loop,), bound=m_left))
+        return body
 
     @property
     def panels_m(self) -> int:
