@@ -292,8 +292,11 @@ def _set_attributes(function: ir.Function) -> None:
 
 def declare_kernel(module: ir.Module, kernel: L.Kernel) -> ir.Function:
     arg_types = [_pointer_type(b.dtype) for b in kernel.buffers]
+    arg_types += [S.I64] * len(kernel.size_params)
     function = ir.Function(module, ir.FunctionType(S.I32, arg_types), kernel.name)
-    for arg, buffer in zip(function.args, kernel.buffers, strict=True):
+    for arg, size in zip(function.args[len(kernel.buffers):], kernel.size_params, strict=True):
+        arg.name = f"size.{size}"
+    for arg, buffer in zip(function.args, kernel.buffers, strict=False):
         arg.name = buffer.name
         arg.add_attribute("noalias")
         arg.add_attribute("captures(none)")
@@ -308,8 +311,10 @@ def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1) -> ir.F
     builder = ir.IRBuilder(entry)
     builder.branch(body)
     builder.position_at_end(body)
-    pointers = dict(zip((b.name for b in kernel.buffers), function.args, strict=True))
+    pointers = dict(zip((b.name for b in kernel.buffers), function.args, strict=False))
     renderer = _KernelRenderer(kernel, builder, entry, pointers, threads)
+    sizes = function.args[len(kernel.buffers):]
+    renderer.loop_vars.update({f"${n}": a for n, a in zip(kernel.size_params, sizes, strict=True)})
     for stmt in kernel.body:
         renderer.statement(stmt)
     builder.ret(ir.Constant(S.I32, 0))
@@ -323,18 +328,21 @@ def render_python_entry(module: ir.Module, kernel: ir.Function, data_offset: int
     runtime checks it against numpy at start-up and does not use this entry if it differs.
     """
     i8p = ir.PointerType(S.I8)
-    n = len(kernel.args)
-    function = ir.Function(module, ir.FunctionType(S.I32, [i8p] * n), kernel.name + "_py")
+    arg_types = [i8p if isinstance(a.type, ir.PointerType) else a.type for a in kernel.args]
+    function = ir.Function(module, ir.FunctionType(S.I32, arg_types), kernel.name + "_py")
     _set_attributes(function)
     builder = ir.IRBuilder(function.append_basic_block("entry"))
-    pointers = []
+    arguments = []
     for obj, param in zip(function.args, kernel.args, strict=True):
+        if not isinstance(param.type, ir.PointerType):  # a run-time size: passed as is
+            arguments.append(obj)
+            continue
         field = builder.gep(obj, [ir.Constant(S.I64, data_offset)], inbounds=True,
                             source_etype=S.I8)
         slot = builder.bitcast(field, ir.PointerType(i8p))
         data = builder.load(slot, typ=i8p)
-        pointers.append(builder.bitcast(data, param.type))
-    builder.ret(builder.call(kernel, pointers))
+        arguments.append(builder.bitcast(data, param.type))
+    builder.ret(builder.call(kernel, arguments))
     return function
 
 
@@ -350,25 +358,30 @@ class EntryPlan:
     name: str
     params: tuple[str, ...]
     temps: tuple[tuple[str, int], ...]
-    calls: tuple[tuple[str, tuple[str, ...]], ...]
+    calls: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # kernel, tensors, sizes
+    sizes: tuple[str, ...] = ()  # run-time sizes, int64 arguments after the pointers
 
 
 def render_entry(module: ir.Module, plan: EntryPlan, data_offset: int | None) -> None:
     """``i32 NAME(i8* param..., [i8* arena])`` calling each kernel in turn; and, when
     ``data_offset`` is given, ``NAME_py`` taking numpy array objects instead."""
     i8p = ir.PointerType(S.I8)
-    n_args = len(plan.params) + (1 if plan.temps else 0)
-    function = ir.Function(module, ir.FunctionType(S.I32, [i8p] * n_args), plan.name)
+    n_pointers = len(plan.params) + (1 if plan.temps else 0)
+    arg_types = [i8p] * n_pointers + [S.I64] * len(plan.sizes)
+    function = ir.Function(module, ir.FunctionType(S.I32, arg_types), plan.name)
     _set_attributes(function)
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     pointers = dict(zip(plan.params, function.args, strict=False))
+    sizes = dict(zip(plan.sizes, function.args[n_pointers:], strict=True))
     for name, offset in plan.temps:
-        pointers[name] = builder.gep(function.args[-1], [ir.Constant(S.I64, offset)],
-                                     inbounds=True, source_etype=S.I8)
-    for symbol, tensors in plan.calls:
+        pointers[name] = builder.gep(function.args[n_pointers - 1],
+                                     [ir.Constant(S.I64, offset)], inbounds=True,
+                                     source_etype=S.I8)
+    for symbol, tensors, size_names in plan.calls:
         kernel = module.globals[symbol]
-        args = [builder.bitcast(pointers[t], p.type) for t, p in zip(tensors, kernel.args,
-                                                                      strict=True)]
+        args = [builder.bitcast(pointers[t], p.type)
+                for t, p in zip(tensors, kernel.args, strict=False)]
+        args += [sizes[n] for n in size_names]
         status = builder.call(kernel, args)
         failed = builder.icmp_signed("!=", status, ir.Constant(S.I32, 0))
         with builder.if_then(failed, likely=False):

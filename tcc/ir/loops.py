@@ -220,9 +220,13 @@ class Buffer:
 
 @dataclass(frozen=True, slots=True)
 class Kernel:
+    """``size_params`` are run-time sizes (int64 arguments after the buffers); loops and
+    affine expressions refer to size ``b`` as the variable ``$b``."""
+
     name: str
     buffers: tuple[Buffer, ...]
     body: tuple[Stmt, ...]
+    size_params: tuple[str, ...] = ()
 
     def buffer(self, name: str) -> Buffer:
         for buffer in self.buffers:

@@ -90,6 +90,7 @@ class Program:
     outputs: tuple[str, ...]
     statements: tuple[Statement, ...]
     index_sizes: tuple[tuple[str, int], ...]
+    dynamic: tuple[str, ...] = ()  # indices whose size is a run-time argument
 
     def tensor(self, name: str) -> Tensor:
         for tensor in self.tensors:

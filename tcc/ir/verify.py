@@ -40,12 +40,12 @@ class _KernelVerifier:
     def __init__(self, kernel: L.Kernel) -> None:
         self.kernel = kernel
         self.buffers = {b.name: b for b in kernel.buffers}
-        self.ranges = {b.name: _buffer_range(b) for b in kernel.buffers}
         if len(self.buffers) != len(kernel.buffers):
             raise VerificationError(f"kernel {kernel.name}: duplicate buffer names")
         for b in kernel.buffers:
             if b.dtype not in DTYPES or len(b.shape) != len(b.strides):
                 raise VerificationError(f"buffer {b.name}: bad dtype or shape/strides")
+        self.ranges = {b.name: _buffer_range(b) for b in kernel.buffers}
 
     def check_access(self, name: str, index: L.Affine, extents: dict[str, int],
                      lookups: tuple = (), lanes: int = 1) -> None:
@@ -117,7 +117,8 @@ class _KernelVerifier:
 
 def verify_kernel(kernel: L.Kernel) -> L.Kernel:
     """Raise VerificationError if ``kernel`` is malformed; return it unchanged."""
-    _KernelVerifier(kernel).check_body(kernel.body, {}, set())
+    sizes = {f"${name}": -1 for name in kernel.size_params}  # run-time: not static
+    _KernelVerifier(kernel).check_body(kernel.body, sizes, set())
     return kernel
 
 

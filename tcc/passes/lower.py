@@ -60,11 +60,20 @@ def identity(reduce: str, dtype: str) -> complex | float | int | bool:
     return int(info.min) if reduce == "max" else int(info.max)
 
 
+DYNAMIC_EXTENT = 1 << 40  # the static extent of a loop over a run-time size
+
+
+def size_var(index: str) -> str:
+    """The loop-IR variable holding the run-time size of ``index``."""
+    return f"${index}"
+
+
 class _Accesses:
     """Element strides of every tensor access in a statement, per index."""
 
     def __init__(self, program: P.Program, stmt: P.Statement, layouts: Mapping[str, tuple]):
         self.program = program
+        self.dynamic = set(program.dynamic)
         self.layouts = layouts
         self.sizes = program.sizes
         self.store = self.coefficients(P.Read(stmt.target, stmt.indices))
@@ -80,7 +89,7 @@ class _Accesses:
         for index, size, stride in zip(
             read.indices, tensor.shape, self.strides_of(read.tensor), strict=True
         ):
-            if size == 1:  # a broadcast (or unit) axis: always element 0
+            if size == 1 and index not in self.dynamic:  # broadcast or unit: element 0
                 continue
             coefficients[index] = coefficients.get(index, 0) + stride
         return coefficients
@@ -108,9 +117,14 @@ def loop_order(accesses: _Accesses, indices: tuple[str, ...], reduced: set[str])
     return [*rest, innermost]
 
 
-def _nest(order: list[str], sizes: Mapping[str, int], body: tuple[L.Stmt, ...]) -> tuple:
+def _nest(order: list[str], sizes: Mapping[str, int], body: tuple[L.Stmt, ...],
+          dynamic: frozenset[str] = frozenset()) -> tuple:
     for index in reversed(order):
-        body = (L.For(index, sizes[index], body),)
+        if index in dynamic:
+            loop = L.For(index, DYNAMIC_EXTENT, body, bound=L.Affine.var(size_var(index)))
+        else:
+            loop = L.For(index, sizes[index], body)
+        body = (loop,)
     return body
 
 
@@ -136,7 +150,7 @@ class _ExprLowering:
         return L.Affine.of({i: c for i, c in coefficients.items() if self.live(i)})
 
     def live(self, index: str) -> bool:
-        return self.accesses.sizes[index] != 1
+        return self.accesses.sizes[index] != 1 or index in self.accesses.dynamic
 
 
 def lower_statement(
@@ -152,8 +166,9 @@ def lower_statement(
     accesses = _Accesses(program, stmt, layouts)
     lower_expr = _ExprLowering(accesses)
     sizes = program.sizes
-    all_indices = tuple(i for i in P.statement_indices(stmt) if sizes[i] != 1)
-    reduced = {i for i in P.reduced_indices(stmt) if sizes[i] != 1}
+    dynamic = frozenset(program.dynamic)
+    all_indices = tuple(i for i in P.statement_indices(stmt) if sizes[i] != 1 or i in dynamic)
+    reduced = {i for i in P.reduced_indices(stmt) if sizes[i] != 1 or i in dynamic}
     if stmt.reduce is None and reduced:
         raise TccError(f"statement for {stmt.target} has reduced indices but no reduction")
     if order is None:
@@ -180,7 +195,7 @@ def lower_statement(
     if not reduced:
         if stmt.accumulate:
             value = L.Binary(combine, current(), value)
-        body = _nest(order, sizes, (L.Store(stmt.target, out_index, to_out(value)),))
+        body = _nest(order, sizes, (L.Store(stmt.target, out_index, to_out(value)),), dynamic)
     else:
         start = L.Const(identity(stmt.reduce or "sum", stmt.dtype), stmt.dtype)
         needs_init = any(i in reduced for i in prefix)
@@ -190,6 +205,7 @@ def lower_statement(
             *_nest(
                 suffix, sizes,
                 (L.Assign("acc", L.Binary(combine, L.Local("acc"), value, reassoc=True)),),
+                dynamic,
             ),
             L.Store(stmt.target, out_index, to_out(L.Local("acc"))),
         )
@@ -200,17 +216,19 @@ def lower_statement(
                     to_out(L.Binary(combine, current(), value, reassoc=True)),
                 ),
             )
-        body = _nest(prefix, sizes, inner)
+        body = _nest(prefix, sizes, inner, dynamic)
         if needs_init and not stmt.accumulate:
             out_loops = [i for i in order if i not in reduced]
-            init = _nest(out_loops, sizes, (L.Store(stmt.target, out_index, to_out(start)),))
+            init = _nest(out_loops, sizes, (L.Store(stmt.target, out_index, to_out(start)),),
+                         dynamic)
             body = init + body
     buffers = tuple(
         L.Buffer(t.name, t.dtype, "out" if t.name == stmt.target else "in", t.shape,
                  accesses.strides_of(t.name))
         for t in _touched(program, stmt)
     )
-    return L.Kernel(name, buffers, body)
+    used = tuple(i for i in program.dynamic if i in all_indices)
+    return L.Kernel(name, buffers, body, used)
 
 
 def _touched(program: P.Program, stmt: P.Statement) -> list[P.Tensor]:

@@ -79,7 +79,9 @@ def render_program(
         name=name,
         params=(*program.inputs, *program.outputs),
         temps=tuple((p.name, p.offset) for p in memory_plan.placements),
-        calls=tuple((k.name, tuple(b.name for b in k.buffers)) for k in kernels),
+        calls=tuple((k.name, tuple(b.name for b in k.buffers), k.size_params)
+                    for k in kernels),
+        sizes=program.dynamic,
     )
     module = render_module(tuple(kernels), entry, target, data_offset=data_offset,
                            threads=options.num_threads)
@@ -114,22 +116,24 @@ class CompiledProgram:
         symbol = self.name + ("_py" if self._data_offset is not None else "")
         addresses = jit.load_functions(self.llvm_text, (symbol,), self.options)
         n_args = len(self.entry.params) + (1 if self.entry.temps else 0)
-        prototype = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * n_args))
+        prototype = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * n_args),
+                                     *([ctypes.c_int64] * len(self.entry.sizes)))
         self._function = prototype(addresses[symbol])
         self._thin = self._data_offset is not None and not self.entry.temps
 
-    def run(self, arrays: Sequence[np.ndarray]) -> None:
-        """Run on ``arrays`` (inputs then outputs), which the caller has checked."""
-        if self._thin:
+    def run(self, arrays: Sequence[np.ndarray], sizes: Sequence[int] = ()) -> None:
+        """Run on ``arrays`` (inputs then outputs) and the run-time ``sizes`` (in the order
+        of ``program.dynamic``), which the caller has checked."""
+        if self._thin and not sizes:
             status = self._function(*map(id, arrays))
         else:
             operands = list(arrays)
             if self.entry.temps:
                 operands.append(np.empty(self.arena_bytes, np.uint8))
             if self._data_offset is not None:
-                status = self._function(*map(id, operands))
+                status = self._function(*map(id, operands), *sizes)
             else:
-                status = self._function(*[a.ctypes.data for a in operands])
+                status = self._function(*[a.ctypes.data for a in operands], *sizes)
         if status:
             raise TccError(f"kernel {self.name} failed with status {status}")
 
