@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tcc.dtypes import dtype_of
-from tcc.errors import DTypeError, OperandError, ShapeError, TccError
+from tcc.errors import DTypeError, OperandError, OperandTypeError, ShapeError, TccError
 from tcc.frontend.einsum import (
     ParsedEinsum,
     _split_string,
@@ -50,6 +50,8 @@ def _resolve_dtypes(
     arrays: Sequence[np.ndarray], dtype: object, casting: str
 ) -> str:
     """numpy's type promotion and casting check; returns the computation dtype's name."""
+    if not isinstance(casting, str):
+        raise OperandTypeError(f"casting must be a str, not {type(casting).__name__}")
     if casting not in _CASTINGS:
         raise OperandError(f"casting must be one of {_CASTINGS}, not {casting!r}")
     for k, array in enumerate(arrays):
@@ -57,7 +59,13 @@ def _resolve_dtypes(
             dtype_of(array.dtype)
         except DTypeError as exc:
             raise DTypeError(f"operand {k} (shape {array.shape}): {exc}") from None
-    compute = np.result_type(*arrays) if dtype is None else np.dtype(dtype)  # type: ignore[arg-type]
+    if dtype is None:
+        compute = np.result_type(*arrays)
+    else:
+        try:
+            compute = np.dtype(dtype)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise DTypeError(f"dtype={dtype!r} is not a dtype: {exc}") from None
     dtype_of(compute)
     for k, array in enumerate(arrays):
         if not np.can_cast(array.dtype, compute, casting):
@@ -139,7 +147,7 @@ def _parse(subscripts: object, rest: tuple) -> tuple[ParsedEinsum, list[np.ndarr
 
 def _check_out(out: object, parsed: ParsedEinsum, compute: str, casting: str) -> np.ndarray:
     if not isinstance(out, np.ndarray):
-        raise OperandError(f"out must be a numpy array, not {type(out).__name__}")
+        raise OperandTypeError(f"out must be a numpy array, not {type(out).__name__}")
     if out.shape != parsed.output_shape:
         raise ShapeError(
             f"out has shape {out.shape}, but the einsum's output has shape {parsed.output_shape}"
@@ -300,9 +308,13 @@ class Kernel:
         return checked
 
     def __call__(self, *arrays: object, out: np.ndarray | None = None) -> np.ndarray:
-        if out is None and self._signature == tuple(
-            (type(a), a.shape, a.dtype, a.strides) for a in arrays  # type: ignore[union-attr]
-        ):
+        try:
+            fast = out is None and self._signature == tuple(
+                (type(a), a.shape, a.dtype, a.strides) for a in arrays  # type: ignore[union-attr]
+            )
+        except AttributeError:  # array-likes: converted below
+            fast = False
+        if fast:
             result = self._default(arrays)  # type: ignore[arg-type]
             return result if result.ndim else result[()]
         checked = self._check(arrays)

@@ -16,6 +16,20 @@ class EinsumSyntaxError(TccError, ValueError):
     """The subscripts string (or sublist form) is malformed."""
 
 
+class ProgramSyntaxError(TccError, ValueError):
+    """A program (statement text or builder calls) is malformed; text errors carry
+    ``line`` and ``column`` (1-based) and show the line with a caret."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+class SubscriptTypeError(EinsumSyntaxError, TypeError):
+    """A sublist-form subscript of the wrong type: numpy raises TypeError for it."""
+
+
 class ShapeError(TccError, ValueError):
     """An operand's shape does not match its subscripts or another operand."""
 
@@ -26,6 +40,10 @@ class DTypeError(TccError, TypeError):
 
 class OperandError(TccError, ValueError):
     """Wrong number or kind of operands, or a bad ``out=`` array."""
+
+
+class OperandTypeError(TccError, TypeError):
+    """An argument of the wrong type (``out`` that is not an array, ``casting=None``)."""
 
 
 class ScheduleError(TccError, ValueError):

@@ -10,11 +10,12 @@ share one kernel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tcc.errors import EinsumSyntaxError, OperandError, ShapeError
+from tcc.errors import EinsumSyntaxError, OperandError, ShapeError, SubscriptTypeError
 
 Label = int
 Term = tuple[Label, ...]
@@ -137,22 +138,36 @@ def _split_string(subscripts: str) -> tuple[tuple[tuple[Term, int | None], ...],
 # ---------------------------------------------------------------------------------------
 
 
+def _sublist_label(item: object, where: str) -> Label:
+    """A sublist subscript: any integer (numpy's too) but a bool; negative is an error."""
+    try:
+        label = None if isinstance(item, bool) else operator.index(item)  # type: ignore[arg-type]
+    except TypeError:
+        label = None
+    if label is None:
+        raise SubscriptTypeError(f"{where}: subscript {item!r} is not an integer or Ellipsis")
+    if label < 0:
+        raise EinsumSyntaxError(f"{where}: subscript {item!r} is negative")
+    return label
+
+
 def _sublist_term(sublist: object, where: str) -> tuple[Term, int | None]:
-    if not isinstance(sublist, Sequence) or isinstance(sublist, str | bytes):
-        raise EinsumSyntaxError(f"{where} must be a list of integers (and Ellipsis)")
+    """Labels of one sublist (a list, tuple, range or integer array, as numpy takes)."""
+    if isinstance(sublist, str | bytes) or not isinstance(sublist, Iterable):
+        raise SubscriptTypeError(f"{where} must be a list of integers (and Ellipsis)")
+    try:
+        items = list(sublist)
+    except TypeError:  # a 0-d array
+        raise SubscriptTypeError(f"{where} must be a list of integers (and Ellipsis)") from None
     labels: list[Label] = []
     ellipsis_at: int | None = None
-    for item in sublist:
+    for item in items:
         if item is Ellipsis:
             if ellipsis_at is not None:
                 raise EinsumSyntaxError(f"{where} contains more than one Ellipsis")
             ellipsis_at = len(labels)
-        elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
-            labels.append(int(item))
         else:
-            raise EinsumSyntaxError(
-                f"{where}: subscript {item!r} is not a non-negative integer or Ellipsis"
-            )
+            labels.append(_sublist_label(item, where))
     return tuple(labels), ellipsis_at
 
 

@@ -173,6 +173,9 @@ def lower_statement(
         raise TccError(f"statement for {stmt.target} has reduced indices but no reduction")
     if order is None:
         order = loop_order(accesses, all_indices, reduced)
+        if program.tensor(stmt.target).dtype != stmt.dtype:
+            # the sum must be finished in the compute dtype before its one cast on store
+            order = [i for i in order if i not in reduced] + [i for i in order if i in reduced]
     out_index = lower_expr.affine(P.Read(stmt.target, stmt.indices))
     out_dtype = program.tensor(stmt.target).dtype
 
