@@ -24,7 +24,7 @@ from tcc.frontend.einsum import (
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.options import Options, default_options
-from tcc.passes.paths import choose_path
+from tcc.passes.paths import PathChoice, choose_path, memory_limit_elements
 from tcc.runtime.export import ExportItem, export_library
 from tcc.runtime.program import CompiledProgram
 
@@ -86,7 +86,7 @@ class EinsumPlan:
         compute_dtype: str,
         output_dtype: str,
         output_order: str,
-        path: Sequence[tuple[int, ...]] | None,
+        choice: PathChoice | None,
         options: Options,
         output_strides: tuple[int, ...] | None = None,
     ) -> None:
@@ -94,10 +94,17 @@ class EinsumPlan:
         self.output_shape = parsed.output_shape
         self.output_dtype = np.dtype(output_dtype)
         self.output_order = output_order
-        self.path = path
+        self.choice = choice
+        sliced = choice.sliced if choice else ()
+        self._slices = _slice_plan(parsed, [a.shape for a in arrays], sliced) if sliced else None
+        shapes = [a.shape for a in arrays]
+        if self._slices is not None:
+            shapes = [tuple(1 if label in sliced else size for label, size in zip(term, shape,
+                                                                             strict=True))
+                      for term, shape in zip(parsed.spec.inputs, shapes, strict=True)]
         self.program: P.Program = einsum_program(
-            parsed, [a.shape for a in arrays], [a.dtype.name for a in arrays],
-            compute_dtype, output_dtype, path,
+            parsed, shapes, [a.dtype.name for a in arrays],
+            compute_dtype, output_dtype, choice.path if choice else None, sliced=sliced,
         )
         layouts: dict[str, tuple[int, ...]] = {}
         for k, array in enumerate(arrays):
@@ -115,8 +122,33 @@ class EinsumPlan:
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         result = np.empty(self.output_shape, self.output_dtype, order=self.output_order)
-        self.compiled.run([*arrays, result])
+        self.run(arrays, result)
         return result
+
+    def run(self, arrays: Sequence[np.ndarray], result: np.ndarray) -> None:
+        if self._slices is None:
+            self.compiled.run([*arrays, result])
+            return
+        result[...] = 0  # the slices accumulate into it
+        for selection in self._slices:
+            views = [a[index] for a, index in zip(arrays, selection, strict=True)]
+            self.compiled.run([*views, result])
+
+
+def _slice_plan(parsed: ParsedEinsum, shapes: Sequence[tuple[int, ...]],
+                sliced: Sequence[int]) -> list[list[tuple]]:
+    """For every slice, the index tuple that views each operand at that slice (a broadcast
+    axis of size 1 stays whole)."""
+    sizes = [parsed.sizes[label] for label in sliced]
+    selections = []
+    for values in np.ndindex(*sizes):
+        chosen = dict(zip(sliced, values, strict=True))
+        selections.append([
+            tuple(slice(chosen[label], chosen[label] + 1) if label in chosen and size != 1
+                  else slice(None) for label, size in zip(term, shape, strict=True))
+            for term, shape in zip(parsed.spec.inputs, shapes, strict=True)
+        ])
+    return selections
 
 
 _plans: dict[tuple, EinsumPlan] = {}
@@ -213,7 +245,8 @@ def _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_
         _split_string(subscripts)  # syntax errors before operand errors, as numpy
     parsed, arrays = _parse(subscripts, rest)
     compute = _resolve_dtypes(arrays, dtype, casting)
-    path = choose_path(parsed, optimize, memory_limit)
+    limit = memory_limit_elements(memory_limit, np.dtype(compute).itemsize)
+    path = choose_path(parsed, optimize, limit)
     options = options or default_options()
     output_order = "F" if order == "F" else "C"
     if out is None:
@@ -234,10 +267,21 @@ def _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_
                           options, output_strides=element_strides(target))
         if key is not None:
             _plans[plan_key] = plan
-    plan.compiled.run([*arrays, target])
+    plan.run(arrays, target)
     if target is not out:
         out[...] = target
     return out
+
+
+def _tuned_options(subscripts: str, shapes: Sequence[tuple[int, ...]],
+                   dtypes: Sequence[np.dtype], options: Options) -> Options:
+    """``options`` with the best tuning record for this workload and machine applied."""
+    from tcc.tune.database import lookup
+    from tcc.tune.space import apply_config
+
+    config = lookup(subscripts, shapes, [d.name for d in dtypes], options.num_threads,
+                    db=f"{options.cache_dir}/tuning.db")
+    return options if config is None else apply_config(options, config)
 
 
 class Kernel:
@@ -256,15 +300,20 @@ class Kernel:
         optimize: object = "auto",
         memory_limit: int | str | None = None,
         options: Options | None = None,
+        tuning: bool = True,
     ) -> None:
         self.subscripts = subscripts
         self.shapes = tuple(tuple(int(x) for x in s) for s in shapes)
         self.dtypes = tuple(np.dtype(d) for d in dtypes)
         self.options = options or default_options()
+        if tuning and self.options.gett_params is None:
+            self.options = _tuned_options(subscripts, self.shapes, self.dtypes, self.options)
         self.parsed = parse_einsum(subscripts, self.shapes)
         examples = [np.empty(s, d) for s, d in zip(self.shapes, self.dtypes, strict=True)]
         self.compute_dtype = _resolve_dtypes(examples, None, "safe")
-        self.path = choose_path(self.parsed, optimize, memory_limit)
+        self._optimize, self._memory_limit = optimize, memory_limit
+        limit = memory_limit_elements(memory_limit, np.dtype(self.compute_dtype).itemsize)
+        self.path = choose_path(self.parsed, optimize, limit)
         self._variants: dict[tuple, EinsumPlan] = {}
         self._default = self._variant(examples)
         self._signature = tuple((np.ndarray, a.shape, a.dtype, a.strides) for a in examples)
@@ -323,7 +372,7 @@ class Kernel:
             result = plan(checked)
             return result if result.ndim else result[()]
         return _einsum_slow(self.subscripts, tuple(checked), out, None, "K", "safe",
-                            self.path or False, None, self.options, None)
+                            self._optimize, self._memory_limit, self.options, None)
 
     @property
     def program(self) -> P.Program:
@@ -383,10 +432,13 @@ def compile(  # noqa: A001 (the public name users expect)
     optimize: object = "auto",
     memory_limit: int | str | None = None,
     options: Options | None = None,
+    tuning: bool = True,
 ) -> Kernel:
     """Compile ``subscripts`` for operands of the given shapes and dtype(s).
 
     ``dtype`` is one dtype for all operands or a sequence with one per operand.
+    ``tuning``: use the best record of ``tcc tune`` for this workload and machine (from
+    ``tuning.db`` in the cache folder), unless ``options.gett_params`` is set.
     """
     if not isinstance(subscripts, str):
         raise OperandError("tcc.compile takes a subscripts string and one shape per operand")
@@ -396,4 +448,5 @@ def compile(  # noqa: A001 (the public name users expect)
     for d in dtypes:
         dtype_of(d)
     return Kernel(subscripts, [tuple(s) for s in shapes], [np.dtype(d).name for d in dtypes],
-                  optimize=optimize, memory_limit=memory_limit, options=options)
+                  optimize=optimize, memory_limit=memory_limit, options=options,
+                  tuning=tuning)

@@ -24,7 +24,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
         kernel.export(str(out / "libattn.so"))
-        print(next(line for line in (out / "libattn.h").read_text().splitlines() if line.startswith("int ")))
+        header = (out / "libattn.h").read_text().splitlines()
+        print(next(line for line in header if line.startswith("int ")))
         exe = out / "attn_demo"
         subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-I", str(out), str(HERE / "main.c"),
                         "-o", str(exe), "-L", str(out), "-lattn", "-lm",

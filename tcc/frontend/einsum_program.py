@@ -33,15 +33,20 @@ def einsum_program(
     compute_dtype: str,
     output_dtype: str,
     path: Sequence[tuple[int, ...]] | None = None,
+    *,
+    sliced: Sequence[Label] = (),
 ) -> P.Program:
     """The Program computing ``parsed`` in ``compute_dtype``, stored as ``output_dtype``.
 
     ``path`` is numpy's format: each step names positions in the current operand list,
-    which are removed, and the step's result is appended at the end.
+    which are removed, and the step's result is appended at the end. ``sliced`` labels run
+    one value at a time: they get size 1 and the output accumulates over the slices.
     """
     spec: EinsumSpec = parsed.spec.canonical()
     rename = {label: k for k, label in enumerate(parsed.spec.labels)}
     sizes = {rename[label]: size for label, size in parsed.sizes.items()}
+    for label in sliced:
+        sizes[rename[label]] = 1
     compute = DTYPES[compute_dtype].compute  # float16 computes in float32
     tensors = [
         P.Tensor(f"in{k}", tuple(shape), dtype)
@@ -73,7 +78,8 @@ def einsum_program(
             operands.append((name, kept, dtype))
         reads = [_read(t, term, d, compute) for t, term, d in group]
         statements.append(
-            P.Statement(name, tuple(label_name(x) for x in kept), "sum", _product(reads), compute)
+            P.Statement(name, tuple(label_name(x) for x in kept), "sum", _product(reads), compute,
+                        accumulate=last and bool(sliced))
         )
     return P.Program(
         tensors=tuple(tensors),

@@ -1,0 +1,104 @@
+"""Whole programs: parse, build, differentiate and compile multi-statement tensor programs.
+
+    prog = tcc.program('''
+        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
+        Y[b,o] = sum_h H[b,h] * W2[o,h]
+        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
+    ''', shapes=dict(b=256, i=784, h=128, o=10))
+    step = tcc.compile_program(tcc.grad(prog, of="L", wrt=["W1", "W2"]))
+    out = step(X=x, W1=w1, W2=w2, T=t)          # {"L": ..., "dW1": ..., "dW2": ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from tcc.errors import DTypeError, OperandError, ShapeError
+from tcc.frontend.builder import ProgramBuilder
+from tcc.frontend.program_text import program
+from tcc.ir import program as P
+from tcc.options import Options
+from tcc.passes.autodiff import grad
+from tcc.runtime.program import CompiledProgram
+
+__all__ = ["CompiledProgramCallable", "ProgramBuilder", "compile_program", "grad", "program"]
+
+
+class CompiledProgramCallable:
+    """A Program compiled to one native entry; call it with named arrays.
+
+    ``f(X=x, W=w)`` or ``f({"X": x, "W": w})`` returns ``{output name: new array}``.
+    Inputs must have the program's shapes and dtypes exactly (no silent casts); other
+    layouts are copied to row-major first.
+    """
+
+    def __init__(self, prog: P.Program, options: Options | None = None) -> None:
+        self.program = prog
+        self.compiled = CompiledProgram(prog, None, options)
+        self._tensors = {t.name: t for t in prog.tensors}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.program.inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.program.outputs
+
+    def _argument(self, name: str, value: object) -> np.ndarray:
+        tensor = self._tensors[name]
+        if not isinstance(value, np.ndarray):
+            value = np.asarray(value, dtype=tensor.dtype)
+        if value.shape != tensor.shape:
+            raise ShapeError(
+                f"input {name} has shape {value.shape}; the program expects {tensor.shape}"
+            )
+        if value.dtype != np.dtype(tensor.dtype):
+            raise DTypeError(
+                f"input {name} (shape {value.shape}) has dtype {value.dtype}; the program "
+                f"expects {tensor.dtype}"
+            )
+        if not value.flags.c_contiguous or value.dtype.byteorder == ">":
+            value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
+        return value
+
+    def __call__(
+        self, arrays: Mapping[str, object] | None = None, /, **named: object
+    ) -> dict[str, np.ndarray]:
+        given = {**dict(arrays or {}), **named}
+        missing = [n for n in self.inputs if n not in given]
+        if missing:
+            raise OperandError(f"missing input(s) {missing}; the program takes {list(self.inputs)}")
+        unknown = [n for n in given if n not in self.inputs]
+        if unknown:
+            raise OperandError(f"unknown input(s) {unknown}; the program takes "
+                               f"{list(self.inputs)}")
+        operands = [self._argument(n, given[n]) for n in self.inputs]
+        results = {
+            n: np.empty(self._tensors[n].shape, self._tensors[n].dtype) for n in self.outputs
+        }
+        self.compiled.run([*operands, *results.values()])
+        return results
+
+    def ir(self) -> str:
+        """The tensor-level program and each statement's loop nest, as text."""
+        return self.compiled.ir()
+
+    def llvm_ir(self, optimized: bool = False) -> str:
+        return self.compiled.llvm_ir(optimized)
+
+    def __repr__(self) -> str:
+        return (f"tcc.CompiledProgramCallable(inputs={list(self.inputs)}, "
+                f"outputs={list(self.outputs)}, statements={len(self.program.statements)})")
+
+
+def compile_program(prog: P.Program | str, options: Options | None = None,
+                    **program_args: object) -> CompiledProgramCallable:
+    """Compile a Program (or program text, with ``program``'s keyword arguments)."""
+    if isinstance(prog, str):
+        prog = program(prog, **program_args)  # type: ignore[arg-type]
+    elif program_args:
+        raise OperandError(f"unexpected arguments {sorted(program_args)} for a Program")
+    return CompiledProgramCallable(prog, options)
