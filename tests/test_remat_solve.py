@@ -118,7 +118,7 @@ def test_parse_budget() -> None:
     assert parse_budget("1.5GiB") == 3 * 2**29
     assert parse_budget(4096) == 4096
     assert parse_budget(" 2 kib ") == 2048
-    with pytest.raises(TccError, match="cannot read budget"):
+    with pytest.raises(TccError, match="cannot read remat budget"):
         parse_budget("12 parsecs")
 
 

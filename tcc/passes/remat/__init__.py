@@ -9,7 +9,6 @@ as small as the chosen method can make it. Methods: ``"cpsat"`` (interval model,
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from tcc.passes.remat.graph import (
 from tcc.passes.remat.heuristic import Schedule, best_heuristic_schedule
 from tcc.passes.remat.plan import RematPlan, events_from_computes
 from tcc.passes.remat.simulate import InvalidPlanError, SimResult, simulate
+from tcc.units import parse_bytes
 
 __all__ = [
     "InvalidPlanError", "RematGraph", "RematPlan", "SimResult", "as_remat_graph",
@@ -33,28 +33,12 @@ __all__ = [
     "parse_budget", "peak_memory_in_order", "simulate", "solve",
 ]
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20,
-          "gib": 2**30, "tib": 2**40}
 METHODS = ("cpsat", "heuristic", "milp")
 
 
 def parse_budget(budget: int | float | str) -> int:
     """Bytes from an int, or a string like ``"64MB"``, ``"1.5GiB"``, ``"4096"``."""
-    if isinstance(budget, bool):
-        raise TccError(f"remat: budget must be bytes or a string like '64MB', not {budget!r}")
-    if isinstance(budget, int):
-        return budget
-    if isinstance(budget, float):
-        if not budget.is_integer():
-            raise TccError(f"remat: budget {budget!r} is not a whole number of bytes; use "
-                           "budget_fraction= for a fraction of the in-order peak")
-        return int(budget)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(budget))
-    if not match or match.group(2).lower() not in _UNITS:
-        raise TccError(f"remat: cannot read budget {budget!r}; expected e.g. 4096, '64MB', "
-                       "'1.5GiB' (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
-    return math.floor(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return parse_bytes(budget, what="remat budget")
 
 
 def as_remat_graph(graph: Any, order: Sequence[Any] | None = None) -> RematGraph:
