@@ -5,7 +5,8 @@
     kernel = tcc.compile("bhqd,bhkd->bhqk", q.shape, k.shape, dtype="float32")
 """
 
-from tcc.api import Kernel, compile, einsum, export
+from tcc import remat
+from tcc.api import Kernel, compile, contraction_tree, einsum, einsum_path, export
 from tcc.errors import (
     BackendUnavailableError,
     CompileError,
@@ -13,16 +14,33 @@ from tcc.errors import (
     EinsumSyntaxError,
     MemoryBudgetError,
     OperandError,
+    OperandTypeError,
+    ProgramSyntaxError,
     ScheduleError,
     ShapeError,
     SolverTimeoutError,
     TccError,
 )
 from tcc.options import Options
+from tcc.passes.order import ContractionTree, PathReport, SlicedTree
+from tcc.programs import CompiledProgramCallable, ProgramBuilder, compile_program, grad, program
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompiledProgramCallable",
+    "ContractionTree",
+    "OperandTypeError",
+    "PathReport",
+    "ProgramBuilder",
+    "ProgramSyntaxError",
+    "SlicedTree",
+    "compile_program",
+    "contraction_tree",
+    "einsum_path",
+    "grad",
+    "program",
+    "remat",
     "BackendUnavailableError",
     "CompileError",
     "DTypeError",

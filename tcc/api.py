@@ -24,7 +24,13 @@ from tcc.frontend.einsum import (
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.options import Options, default_options
-from tcc.passes.paths import PathChoice, choose_path, memory_limit_elements
+from tcc.passes.order import (
+    ContractionTree,
+    PathReport,
+    SlicedTree,
+    einsum_path_numpy_format,
+)
+from tcc.passes.paths import PathChoice, choose_path, memory_limit_elements, plan_contraction
 from tcc.runtime.export import ExportItem, export_library
 from tcc.runtime.program import CompiledProgram
 
@@ -412,6 +418,40 @@ class Kernel:
     def __repr__(self) -> str:
         dtypes = ", ".join(str(d) for d in self.dtypes)
         return f"tcc.Kernel({self.subscripts!r}, shapes={self.shapes}, dtypes=({dtypes}))"
+
+
+def _parse_for_path(subscripts: object, operands: tuple, shapes: bool):
+    if shapes:
+        dims = [tuple(int(x) for x in shape) for shape in operands]  # type: ignore[union-attr]
+        if isinstance(subscripts, str):
+            return parse_einsum(subscripts, dims), 8
+        raise OperandError("with shapes=True give a subscripts string and one shape per operand")
+    parsed, arrays = _parse(subscripts, operands)
+    return parsed, np.result_type(*arrays).itemsize
+
+
+def contraction_tree(
+    subscripts: object, *operands: object, shapes: bool = False, optimize: object = "auto",
+    memory_limit: int | str | None = None, max_time: float | None = None,
+) -> ContractionTree | SlicedTree:
+    """The contraction plan as data (``to_json``, ``path()``, ``steps()``, ``plot``): a
+    ContractionTree, or a SlicedTree when ``memory_limit`` can only be met by slicing."""
+    parsed, itemsize = _parse_for_path(subscripts, operands, shapes)
+    limit = memory_limit_elements(memory_limit, itemsize)
+    return plan_contraction(parsed, optimize, limit, max_time=max_time)
+
+
+def einsum_path(
+    subscripts: object, *operands: object, shapes: bool = False, optimize: object = "auto",
+    memory_limit: int | str | None = None, max_time: float | None = None,
+) -> tuple[list, PathReport]:
+    """``numpy.einsum_path``'s result: ``(['einsum_path', (0, 2), ...], report)``; the report
+    prints like numpy's, with the kernel each step runs as and any slicing."""
+    tree = contraction_tree(subscripts, *operands, shapes=shapes, optimize=optimize,
+                            memory_limit=memory_limit, max_time=max_time)
+    if isinstance(tree, SlicedTree):
+        return einsum_path_numpy_format(tree.tree), PathReport(tree.tree, tree)
+    return einsum_path_numpy_format(tree), PathReport(tree)
 
 
 def export(

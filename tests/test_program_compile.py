@@ -132,3 +132,25 @@ def test_float16_program_computes_in_float32_with_float32_temporaries():
     assert out["dW"].dtype == np.float16
     np.testing.assert_allclose(out["L"], (H**2).sum(), rtol=2e-3)
     np.testing.assert_allclose(out["dW"], (2 * H * (1 - H * H)).T @ X, rtol=1e-2, atol=1e-2)
+
+
+def test_where_does_not_leak_the_branch_not_taken():
+    import numpy as np
+
+    import tcc
+
+    f = tcc.compile_program("Y[i] = where(X[i] > 0, log(X[i]), 0)", shapes=dict(i=4),
+                            dtype="float64")
+    x = np.array([1.0, -1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(f(X=x)["Y"], np.where(x > 0, np.log(np.abs(x) + (x == 0)), 0))
+
+
+def test_float16_functions_compute_in_float32():
+    import numpy as np
+
+    import tcc
+
+    f = tcc.compile_program("Y[i] = tanh(X[i]) + exp(X[i])", shapes=dict(i=5), dtype="float16")
+    x = np.linspace(-1, 1, 5).astype(np.float16)
+    want = (np.tanh(x.astype(np.float32)) + np.exp(x.astype(np.float32)))
+    np.testing.assert_allclose(f(X=x)["Y"].astype(np.float32), want, rtol=2e-3)

@@ -81,19 +81,16 @@ def test_every_operator_parses():
     ops = set()
 
     def walk(e):
-        if isinstance(e, P.Unary):
+        if isinstance(e, P.Unary | P.Binary):
             ops.add(e.op)
-            walk(e.operand)
-        elif isinstance(e, P.Binary):
-            ops.add(e.op)
-            walk(e.left)
-            walk(e.right)
-        elif isinstance(e, P.Cast):
-            walk(e.operand)
+        if isinstance(e, P.Select):
+            ops.add("where")
+        for child in P.children(e):
+            walk(child)
 
     for stmt in prog.statements:
         walk(stmt.expr)
-    assert set(P.COMPARISONS) <= ops
+    assert set(P.COMPARISONS) | {"where"} <= ops
     assert {"neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs"} <= ops
     assert {"add", "sub", "mul", "div", "pow", "max", "min"} <= ops
     assert sorted(s.reduce for s in prog.statements if s.reduce) == ["min", "prod"]

@@ -138,6 +138,14 @@ class _KernelRenderer:
         if isinstance(expr, L.Binary):
             left, right = self.scalar(expr.left), self.scalar(expr.right)
             return S.binary(b, expr.op, left, right, expr.reassoc)
+        if isinstance(expr, L.Select):
+            condition = self.scalar(expr.condition)
+            yes, no = self.scalar(expr.if_true), self.scalar(expr.if_false)
+            if condition.dtype != "bool" or yes.dtype != no.dtype:
+                raise TccError(f"select on {condition.dtype} between {yes.dtype}, {no.dtype}")
+            parts = tuple(b.select(condition.v, y, n)
+                          for y, n in zip(yes.parts, no.parts, strict=True))
+            return S.Value(parts, yes.dtype)
         raise TccError(f"codegen: unknown scalar node {expr!r}")
 
     def splat(self, value: ir.Value, lanes: int) -> ir.Value:

@@ -247,6 +247,9 @@ def _libm(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
 
 
 def unary(builder: ir.IRBuilder, op: str, value: Value) -> Value:
+    if value.dtype == "float16" and op not in ("neg", "abs", "conj"):
+        # libm has no half functions: compute in float32, round back (numpy does the same)
+        return cast(builder, unary(builder, op, cast(builder, value, "float32")), "float16")
     d = DTYPES[value.dtype]
     if d.kind == "complex":
         re, im = value.parts

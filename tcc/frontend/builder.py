@@ -64,16 +64,15 @@ def free_indices(node: Node) -> tuple[str, ...]:
         return tuple(dict.fromkeys(node.indices))
     if isinstance(node, Reduce):
         return tuple(i for i in free_indices(node.body) if i not in node.indices)
-    if isinstance(node, P.Unary | P.Cast):
-        return free_indices(node.operand)
-    if isinstance(node, P.Binary):
-        return tuple(dict.fromkeys(free_indices(node.left) + free_indices(node.right)))
-    return ()
+    found = [i for child in P.children(node) for i in free_indices(child)]
+    return tuple(dict.fromkeys(found))
 
 
 def is_bool(node: Node) -> bool:
     if isinstance(node, P.Binary):
         return node.op in P.COMPARISONS
+    if isinstance(node, P.Select):
+        return is_bool(node.if_true) and is_bool(node.if_false)
     if isinstance(node, P.Cast | P.Constant):
         return node.dtype == "bool"
     return False
@@ -110,18 +109,11 @@ class Algebra:
     def binary(self, op: str, left: Node, right: Node) -> Node:
         return P.Binary(op, self.num(left), self.num(right))
 
-    def logical_not(self, cond: Node) -> Node:
-        return P.Binary("eq", self.condition(cond), P.Constant(False, "bool"))
-
     def condition(self, node: Node) -> Node:
         return node if is_bool(node) else P.Binary("ne", node, self.const(0))
 
     def where(self, cond: Node, a: Node, b: Node) -> Node:
-        cond = self.condition(cond)
-        taken = self.binary("mul", cond, a)
-        if isinstance(b, P.Constant) and b.value == 0:
-            return taken
-        return self.binary("add", taken, self.binary("mul", self.logical_not(cond), b))
+        return P.Select(self.condition(cond), self.num(a), self.num(b))
 
     def reduce(self, op: str, indices: Sequence[str], body: Node) -> Reduce:
         if op not in P.REDUCTIONS:
@@ -514,17 +506,8 @@ class ProgramBuilder:
             self.assigned.append(name)
             self._emit(name, indices, node.op, body)
             return P.Read(name, indices)
-        if isinstance(node, P.Unary):
-            return P.Unary(node.op, self._hoist(node.operand, target, target_indices))
-        if isinstance(node, P.Cast):
-            return P.Cast(node.dtype, self._hoist(node.operand, target, target_indices))
-        if isinstance(node, P.Binary):
-            return P.Binary(
-                node.op,
-                self._hoist(node.left, target, target_indices),
-                self._hoist(node.right, target, target_indices),
-            )
-        return node
+        hoisted = tuple(self._hoist(c, target, target_indices) for c in P.children(node))
+        return P.with_children(node, hoisted)
 
     # -- result ------------------------------------------------------------------------
     def default_outputs(self) -> tuple[str, ...]:
@@ -566,11 +549,7 @@ def _reads_tensor(node: Node, name: str) -> bool:
         return node.tensor == name
     if isinstance(node, Reduce):
         return _reads_tensor(node.body, name)
-    if isinstance(node, P.Unary | P.Cast):
-        return _reads_tensor(node.operand, name)
-    if isinstance(node, P.Binary):
-        return _reads_tensor(node.left, name) or _reads_tensor(node.right, name)
-    return False
+    return any(_reads_tensor(child, name) for child in P.children(node))
 
 
 def _check_bindings(node: Node, bound: set[str]) -> None:
@@ -589,8 +568,6 @@ def _check_bindings(node: Node, bound: set[str]) -> None:
                     f"{node.op}_{index}: index {index!r} does not appear in what it reduces",
                     subject=index)
         _check_bindings(node.body, bound | set(node.indices))
-    elif isinstance(node, P.Unary | P.Cast):
-        _check_bindings(node.operand, bound)
-    elif isinstance(node, P.Binary):
-        _check_bindings(node.left, bound)
-        _check_bindings(node.right, bound)
+    else:
+        for child in P.children(node):
+            _check_bindings(child, bound)

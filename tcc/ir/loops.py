@@ -142,7 +142,16 @@ class Cast:
     operand: Scalar
 
 
-Scalar = Union[Load, IndexValue, Const, Local, Broadcast, Unary, Binary, Cast]  # noqa: UP007 (a runtime alias)
+@dataclass(frozen=True, slots=True)
+class Select:
+    """``condition ? if_true : if_false`` (the condition is a bool scalar)."""
+
+    condition: Scalar
+    if_true: Scalar
+    if_false: Scalar
+
+
+Scalar = Union[Load, IndexValue, Const, Local, Broadcast, Unary, Binary, Cast, Select]  # noqa: UP007 (a runtime alias)
 
 
 # ---- statements -------------------------------------------------------------------------
@@ -248,4 +257,6 @@ def scalar_children(expr: Scalar) -> tuple[Scalar, ...]:
         return (expr.operand,)
     if isinstance(expr, Binary):
         return (expr.left, expr.right)
+    if isinstance(expr, Select):
+        return (expr.condition, expr.if_true, expr.if_false)
     return ()

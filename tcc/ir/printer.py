@@ -30,6 +30,9 @@ def format_scalar(expr: L.Scalar) -> str:
         return f"{expr.dtype}({format_scalar(expr.operand)})"
     if isinstance(expr, L.Unary):
         return f"{expr.op}({format_scalar(expr.operand)})"
+    if isinstance(expr, L.Select):
+        parts = ", ".join(format_scalar(x) for x in L.scalar_children(expr))
+        return f"where({parts})"
     if isinstance(expr, L.Binary):
         left, right = format_scalar(expr.left), format_scalar(expr.right)
         if expr.op in _INFIX:
@@ -77,7 +80,11 @@ def format_kernel(kernel: L.Kernel) -> str:
     return "\n".join(lines)
 
 
-def format_expr(expr: P.Expr) -> str:
+_PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2}
+
+
+def format_expr(expr: P.Expr, context: int = 0, right_side: bool = False) -> str:
+    """Infix text with the parentheses the structure needs: ``2.0 * (Y[b] - T[b])``."""
     if isinstance(expr, P.Read):
         return f"{expr.tensor}[{', '.join(expr.indices)}]"
     if isinstance(expr, P.Constant):
@@ -86,11 +93,17 @@ def format_expr(expr: P.Expr) -> str:
         return f"{expr.dtype}({format_expr(expr.operand)})"
     if isinstance(expr, P.Unary):
         return f"{expr.op}({format_expr(expr.operand)})"
+    if isinstance(expr, P.Select):
+        return f"where({', '.join(format_expr(x) for x in P.children(expr))})"
     if isinstance(expr, P.Binary):
-        left, right = format_expr(expr.left), format_expr(expr.right)
-        if expr.op in _INFIX:
-            return f"{left} {_INFIX[expr.op]} {right}"
-        return f"{expr.op}({left}, {right})"
+        if expr.op not in _INFIX:
+            return f"{expr.op}({format_expr(expr.left)}, {format_expr(expr.right)})"
+        own = _PRECEDENCE[expr.op]
+        left = format_expr(expr.left, own)
+        right = format_expr(expr.right, own, right_side=True)
+        text = f"{left} {_INFIX[expr.op]} {right}"
+        needs = own < context or (own == context and right_side)
+        return f"({text})" if needs else text
     raise TypeError(f"unknown expression node {expr!r}")
 
 

@@ -11,7 +11,7 @@ Nodes are frozen dataclasses with tuple children; structural equality makes them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 REDUCTIONS = ("sum", "prod", "max", "min")
@@ -64,7 +64,39 @@ class Cast:
     operand: Expr
 
 
-Expr = Union[Read, Constant, Unary, Binary, Cast]  # noqa: UP007 (a runtime alias)
+@dataclass(frozen=True, slots=True)
+class Select:
+    """``where(condition, if_true, if_false)``: only the chosen value is used, so a NaN or
+    infinity in the other one does not leak (unlike ``c*a + (1-c)*b``)."""
+
+    condition: Expr
+    if_true: Expr
+    if_false: Expr
+
+
+Expr = Union[Read, Constant, Unary, Binary, Cast, Select]  # noqa: UP007 (a runtime alias)
+
+
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The sub-expressions of ``expr``, in order."""
+    if isinstance(expr, Unary | Cast):
+        return (expr.operand,)
+    if isinstance(expr, Binary):
+        return (expr.left, expr.right)
+    if isinstance(expr, Select):
+        return (expr.condition, expr.if_true, expr.if_false)
+    return ()
+
+
+def with_children(expr: Expr, new: tuple[Expr, ...]) -> Expr:
+    """``expr`` with its sub-expressions replaced (same order as :func:`children`)."""
+    if isinstance(expr, Unary | Cast):
+        return replace(expr, operand=new[0])
+    if isinstance(expr, Binary):
+        return replace(expr, left=new[0], right=new[1])
+    if isinstance(expr, Select):
+        return Select(*new)
+    return expr
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +139,7 @@ def reads(expr: Expr) -> tuple[Read, ...]:
     """Every tensor read in ``expr``, left to right."""
     if isinstance(expr, Read):
         return (expr,)
-    if isinstance(expr, Unary | Cast):
-        return reads(expr.operand)
-    if isinstance(expr, Binary):
-        return reads(expr.left) + reads(expr.right)
-    return ()
+    return tuple(r for child in children(expr) for r in reads(child))
 
 
 def statement_indices(statement: Statement) -> tuple[str, ...]:

@@ -121,6 +121,13 @@ class _Derivative:
             return self.unary(expr)
         if isinstance(expr, P.Binary):
             return self.binary(expr)
+        if isinstance(expr, P.Select):  # the gradient flows only to the branch taken
+            taken, other = self(expr.if_true), self(expr.if_false)
+            if taken is None and other is None:
+                return None
+            zero = self.a.const(0)
+            return P.Select(expr.condition, zero if taken is None else taken,
+                            zero if other is None else other)
         raise TccError(f"cannot differentiate {expr!r}")
 
     def unary(self, expr: P.Unary) -> Maybe:
@@ -188,13 +195,7 @@ class _Derivative:
 def _replace(expr: P.Expr, old: P.Expr, new: P.Expr) -> P.Expr:
     if expr == old:
         return new
-    if isinstance(expr, P.Unary):
-        return P.Unary(expr.op, _replace(expr.operand, old, new))
-    if isinstance(expr, P.Cast):
-        return P.Cast(expr.dtype, _replace(expr.operand, old, new))
-    if isinstance(expr, P.Binary):
-        return P.Binary(expr.op, _replace(expr.left, old, new), _replace(expr.right, old, new))
-    return expr
+    return P.with_children(expr, tuple(_replace(c, old, new) for c in P.children(expr)))
 
 
 # ---- the pass ------------------------------------------------------------------------------

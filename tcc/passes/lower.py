@@ -143,6 +143,8 @@ class _ExprLowering:
             return L.Unary(expr.op, self(expr.operand))
         if isinstance(expr, P.Binary):
             return L.Binary(expr.op, self(expr.left), self(expr.right))
+        if isinstance(expr, P.Select):
+            return L.Select(self(expr.condition), self(expr.if_true), self(expr.if_false))
         raise TccError(f"cannot lower expression {expr!r}")
 
     def affine(self, read: P.Read) -> L.Affine:
