@@ -526,17 +526,26 @@ def parallel(kernel: L.Kernel, loop: str) -> L.Kernel:
     loops = {s.var: s for s in L.walk(f.body) if isinstance(s, L.For)}
     stored = {s.buffer for s in L.walk(f.body) if isinstance(s, L.Store)} - _allocated(f.body)
     for buffer in sorted(stored):
-        _check_disjoint(what, buffer, _accesses(f.body, buffer), f.var, loops)
+        _check_disjoint(what, buffer, _accesses(f.body, buffer), f, loops)
     return _with_loop(kernel, site, (replace(f, kind="parallel"),))
 
 
-def _check_disjoint(what: str, buffer: str, accesses: list, var: str,
+def _check_disjoint(what: str, buffer: str, accesses: list, loop: L.For,
                     loops: dict[str, L.For]) -> None:
-    """Each iteration of ``var`` touches ``c*var + [lo, hi]`` of ``buffer``: disjoint when
-    every access has the same ``c`` (and outer terms) and ``|c| > hi - lo``."""
+    """Iterations of ``loop`` write disjoint elements of ``buffer``: either every access is
+    one index that is injective over the loop and the loops inside it (mixed radix), or
+    each iteration touches ``c*var + [lo, hi]`` with the same ``c`` and ``|c| > hi - lo``."""
+    var = loop.var
     if any(lookups for _, lookups, _, _ in accesses):
         raise ScheduleError(f"{what}: {buffer} is written through lookups; cannot prove "
                             "iterations write disjoint elements")
+    indices = {(a[0], a[2]) for a in accesses}
+    if len(indices) == 1:
+        index, lanes = indices.pop()
+        # loops that do not move the index (a reduction inside one iteration) are harmless
+        moving = {v: f for v, f in {**loops, var: loop}.items() if index.coefficient(v)}
+        if index.coefficient(var) and _injective(index, moving, lanes):
+            return
     coefs = {a[0].coefficient(var) for a in accesses}
     outer = {tuple((v, c) for v, c in a[0].terms if v != var and v not in loops)
              for a in accesses}  # fixed during the loop: outer loops, run-time sizes
