@@ -1,6 +1,7 @@
 """Memory planning: every temporary gets an offset in one arena; live ones never overlap.
 
-A temporary lives from the statement that writes it to the last statement that reads it.
+A temporary (each computed copy of one, when a budget makes tcc recompute) lives from the
+step that writes it to the last step that reads it.
 Placement is best-fit by decreasing size (each buffer goes to the lowest offset where it
 overlaps no placed buffer whose lifetime it shares), optionally improved by CP-SAT's
 no-overlap-2D over (time, address) rectangles within a time limit. The plan is plain data.
@@ -9,6 +10,7 @@ no-overlap-2D over (time, address) rectangles within a time limit. The plan is p
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,19 +67,6 @@ def _astuple(p: Placement) -> tuple:
 
 def tensor_bytes(tensor: P.Tensor) -> int:
     return int(np.prod(tensor.shape, dtype=np.int64)) * np.dtype(tensor.dtype).itemsize
-
-
-def lifetimes(program: P.Program) -> dict[str, tuple[int, int]]:
-    """(first writer, last reader) statement indices of every temporary."""
-    keep = set(program.inputs) | set(program.outputs)
-    spans: dict[str, list[int]] = {}
-    for k, stmt in enumerate(program.statements):
-        for name in (stmt.target, *(r.tensor for r in P.reads(stmt.expr))):
-            if name in keep:
-                continue
-            span = spans.setdefault(name, [k, k])
-            span[1] = max(span[1], k)
-    return {name: (a, b) for name, (a, b) in spans.items()}
 
 
 def _overlaps(a: Placement, first: int, last: int) -> bool:
@@ -139,10 +128,18 @@ def _refine_cpsat(placed: list[Placement], time_limit: float) -> list[Placement]
     return placed
 
 
-def plan_memory(program: P.Program, *, solver_time_limit: float = 0.0) -> MemoryPlan:
-    """Offsets for every temporary of ``program`` (statements run in program order)."""
-    spans = lifetimes(program)
-    buffers = [(name, tensor_bytes(program.tensor(name)), a, b) for name, (a, b) in spans.items()]
+def plan_memory(
+    program: P.Program, instances: Sequence | None = None, *, solver_time_limit: float = 0.0
+) -> MemoryPlan:
+    """Offsets for every temporary instance (name, tensor, first step, last step); by
+    default each temporary once, in program order."""
+    if instances is None:
+        from tcc.passes.execution import in_order
+
+        instances = in_order(program).instances
+    spans = {i.name: (i.first, i.last) for i in instances}
+    buffers = [(i.name, tensor_bytes(program.tensor(i.tensor)), i.first, i.last)
+               for i in instances]
     placed = best_fit(buffers) if buffers else []
     method = "best-fit"
     if placed and solver_time_limit > 0 and len(placed) > 1:

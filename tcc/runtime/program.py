@@ -22,6 +22,7 @@ from tcc.ir import program as P
 from tcc.ir.printer import format_kernel, format_program
 from tcc.ir.verify import verify_kernel, verify_program
 from tcc.options import Options, default_options
+from tcc.passes.execution import ExecutionPlan, in_order
 from tcc.passes.memplan import MemoryPlan, plan_memory
 from tcc.passes.pipeline import kernel_for_statement
 from tcc.runtime import jit
@@ -56,8 +57,13 @@ def render_program(
     *,
     data_offset: int | None = None,
     name: str | None = None,
+    execution: ExecutionPlan | None = None,
+    memory_plan: MemoryPlan | None = None,
 ) -> RenderedProgram:
-    """Schedule every statement for ``target``, plan memory, render one module."""
+    """Schedule every statement for ``target``, plan memory, render one module.
+
+    ``execution`` says which statement runs when on which buffer instances (default: each
+    once, in order); ``memory_plan`` places the instances in the arena."""
     if options.verify:
         verify_program(program)
     kernels = [
@@ -66,21 +72,29 @@ def render_program(
                              params=options.gett_params)
         for k, stmt in enumerate(program.statements)
     ]
+    if execution is None:
+        execution = in_order(program)
+    if memory_plan is None:
+        memory_plan = plan_memory(program, execution.instances)
     if name is None:
         text = "\n".join(format_kernel(k) for k in kernels)
-        salt = f"{target}|{options.num_threads}|{data_offset}"
+        salt = f"{target}|{options.num_threads}|{data_offset}|{execution.steps}"
+        salt += f"|{memory_plan.placements}"
         name = "tcc_" + hashlib.sha256((text + salt).encode()).hexdigest()[:20]
     kernels = [replace(k, name=f"{name}_{k.name}") for k in kernels]
     if options.verify:
         for kernel in kernels:
             verify_kernel(kernel)
-    memory_plan = plan_memory(program)
+    calls = []
+    for index, binding in execution.steps:
+        kernel, instance = kernels[index], dict(binding)
+        calls.append((kernel.name, tuple(instance.get(b.name, b.name) for b in kernel.buffers),
+                      kernel.size_params))
     entry = EntryPlan(
         name=name,
         params=(*program.inputs, *program.outputs),
         temps=tuple((p.name, p.offset) for p in memory_plan.placements),
-        calls=tuple((k.name, tuple(b.name for b in k.buffers), k.size_params)
-                    for k in kernels),
+        calls=tuple(calls),
         sizes=program.dynamic,
     )
     module = render_module(tuple(kernels), entry, target, data_offset=data_offset,
