@@ -21,7 +21,9 @@ from tcc.frontend.program_text import program
 from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.autodiff import grad
+from tcc.passes.execution import plan_execution
 from tcc.runtime.program import CompiledProgram
+from tcc.units import parse_bytes
 
 __all__ = ["CompiledProgramCallable", "ProgramBuilder", "compile_program", "grad", "program"]
 
@@ -34,10 +36,27 @@ class CompiledProgramCallable:
     layouts are copied to row-major first.
     """
 
-    def __init__(self, prog: P.Program, options: Options | None = None) -> None:
+    def __init__(self, prog: P.Program, options: Options | None = None, *,
+                 memory_budget: int | str | None = None, remat_time_limit: float = 10.0) -> None:
         self.program = prog
-        self.compiled = CompiledProgram(prog, None, options)
+        budget = None if memory_budget is None else parse_bytes(memory_budget,
+                                                                what="memory_budget")
+        self.execution, self.memory_plan = plan_execution(prog, budget,
+                                                          time_limit=remat_time_limit)
+        self.memory_budget = budget
+        self.compiled = CompiledProgram(prog, None, options, execution=self.execution,
+                                        memory_plan=self.memory_plan, measure_memory=True)
         self._tensors = {t.name: t for t in prog.tensors}
+
+    @property
+    def stats(self):
+        """Measured in the last call: ``stats.peak_bytes``, the arena's high-water mark."""
+        return self.compiled.stats
+
+    @property
+    def remat_plan(self):
+        """The solver's plan (events, predicted peak, overhead) when a budget was given."""
+        return self.execution.remat
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -94,11 +113,17 @@ class CompiledProgramCallable:
                 f"outputs={list(self.outputs)}, statements={len(self.program.statements)})")
 
 
-def compile_program(prog: P.Program | str, options: Options | None = None,
+def compile_program(prog: P.Program | str, options: Options | None = None, *,
+                    memory_budget: int | str | None = None, remat_time_limit: float = 10.0,
                     **program_args: object) -> CompiledProgramCallable:
-    """Compile a Program (or program text, with ``program``'s keyword arguments)."""
+    """Compile a Program (or program text, with ``program``'s keyword arguments).
+
+    With ``memory_budget`` (bytes, or a string like "64MB") the temporaries never need more
+    than that: CP-SAT decides what to keep, free and recompute within ``remat_time_limit``
+    seconds, and a ``MemoryBudgetError`` names the smallest budget when none can work."""
     if isinstance(prog, str):
         prog = program(prog, **program_args)  # type: ignore[arg-type]
     elif program_args:
         raise OperandError(f"unexpected arguments {sorted(program_args)} for a Program")
-    return CompiledProgramCallable(prog, options)
+    return CompiledProgramCallable(prog, options, memory_budget=memory_budget,
+                                   remat_time_limit=remat_time_limit)

@@ -39,6 +39,14 @@ def numpy_data_offset() -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class RunStats:
+    """Measured in the last run: ``peak_bytes`` is the arena's high-water mark (the end of
+    the last byte a kernel wrote), or None when nothing has been measured."""
+
+    peak_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedProgram:
     """A program as one LLVM module: its kernels, its entry and the IR text."""
 
@@ -113,13 +121,21 @@ class CompiledProgram:
         program: P.Program,
         layouts: Mapping[str, tuple[int, ...]] | None = None,
         options: Options | None = None,
+        *,
+        execution: ExecutionPlan | None = None,
+        memory_plan: MemoryPlan | None = None,
+        measure_memory: bool = False,
     ) -> None:
         self.options = options or default_options()
         self.program = program
         self.layouts = dict(layouts or {})
         self._data_offset = numpy_data_offset()
         rendered = render_program(program, self.layouts, self.options, jit.host_target(),
-                                  data_offset=self._data_offset)
+                                  data_offset=self._data_offset, execution=execution,
+                                  memory_plan=memory_plan)
+        self.execution = execution
+        self.measure_memory = measure_memory
+        self.stats = RunStats()
         self.rendered = rendered
         self.kernels = rendered.kernels
         self.entry = rendered.entry
@@ -142,14 +158,32 @@ class CompiledProgram:
             status = self._function(*map(id, arrays))
         else:
             operands = list(arrays)
+            arena = None
             if self.entry.temps:
-                operands.append(np.empty(self.arena_bytes, np.uint8))
+                arena = self._new_arena()
+                operands.append(arena)
             if self._data_offset is not None:
                 status = self._function(*map(id, operands), *sizes)
             else:
                 status = self._function(*[a.ctypes.data for a in operands], *sizes)
         if status:
             raise TccError(f"kernel {self.name} failed with status {status}")
+        if self.measure_memory:
+            self.stats = RunStats(self._high_water(arena) if arena is not None else 0)
+
+    _SENTINEL = np.uint64(0x7FF4_DEAD_BEEF_F00D)  # a signalling-NaN pattern no kernel writes
+
+    def _new_arena(self) -> np.ndarray:
+        if not self.measure_memory:
+            return np.empty(self.arena_bytes, np.uint8)
+        words = np.full(-(-self.arena_bytes // 8), self._SENTINEL, np.uint64)
+        return words.view(np.uint8)[: self.arena_bytes]
+
+    def _high_water(self, arena: np.ndarray) -> int:
+        """Bytes from the arena's start to the last byte any kernel wrote (measured)."""
+        words = arena.base if arena.base is not None else arena
+        touched = np.flatnonzero(words != self._SENTINEL)
+        return 0 if touched.size == 0 else min(int(touched[-1] + 1) * 8, self.arena_bytes)
 
     # -- inspection ---------------------------------------------------------------------
     def ir(self) -> str:
