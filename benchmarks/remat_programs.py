@@ -74,7 +74,7 @@ def main() -> None:
                   for n in step.inputs}
         full = tcc.compile_program(step)
         reference = full(inputs)
-        base = median_time(lambda f=full: f(inputs), 5)
+        base = median_time(lambda f=full, x=inputs: f(x), 5)
         arena = full.memory_plan.arena_bytes
         print(f"{name:12} {'none':>8} {'-':>10} {arena:>10} {full.stats.peak_bytes:>10} "
               f"{0:>6} {'-':>10} {'-':>7} {base * 1e3:>8.2f} {1.0:>8.2f}")
@@ -88,7 +88,7 @@ def main() -> None:
                 continue
             out = compiled(inputs)
             ok = all(np.allclose(out[n], reference[n], rtol=1e-4, atol=1e-5) for n in reference)
-            seconds = median_time(lambda c=compiled: c(inputs), 5)
+            seconds = median_time(lambda c=compiled, x=inputs: c(x), 5)
             plan = compiled.remat_plan
             solve = plan.solve_time
             print(f"{name:12} {fraction:>8.0%} {budget:>10} {compiled.memory_plan.arena_bytes:>10}"
