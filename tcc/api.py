@@ -122,13 +122,19 @@ class EinsumPlan:
             output_strides = element_strides(self.allocate())
         layouts["out"] = output_strides  # type: ignore[assignment]
         self.compiled = CompiledProgram(self.program, layouts, options)
+        thin = self.compiled._thin and self._slices is None  # noqa: SLF001
+        self._direct = self.compiled._function if thin else None  # noqa: SLF001
 
     def allocate(self) -> np.ndarray:
         return np.empty(self.output_shape, self.output_dtype, order=self.output_order)
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         result = np.empty(self.output_shape, self.output_dtype, order=self.output_order)
-        self.run(arrays, result)
+        if self._direct is not None:  # the hot path: one call into generated code
+            if self._direct(*map(id, arrays), id(result)):
+                raise TccError(f"kernel {self.compiled.name} failed")
+        else:
+            self.run(arrays, result)
         return result
 
     def run(self, arrays: Sequence[np.ndarray], result: np.ndarray) -> None:
@@ -230,7 +236,8 @@ def einsum(
     key = None
     if out is None and type(subscripts) is str:
         try:
-            key = (subscripts, dtype, order, casting, _optimize_key(optimize), memory_limit,
+            key = (subscripts, dtype, order, casting,
+                   optimize if type(optimize) is str else _optimize_key(optimize), memory_limit,
                    options,
                    *[(type(a), a.shape, a.strides, a.dtype) for a in rest])  # type: ignore[union-attr]
             plan = _plans.get(key)

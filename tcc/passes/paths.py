@@ -6,12 +6,19 @@ path, or a path with sliced indices when a memory limit cannot otherwise be met.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tcc.errors import OperandError
 from tcc.frontend.einsum import ParsedEinsum
-from tcc.passes.order import ContractionTree, SlicedTree, contraction_tree, normalize_method
+from tcc.passes.order import (
+    ContractionTree,
+    SlicedTree,
+    available_optimizers,
+    contraction_tree,
+    normalize_method,
+)
 from tcc.units import parse_bytes
 
 
@@ -22,6 +29,13 @@ class PathChoice:
     path: tuple[tuple[int, ...], ...]
     sliced: tuple[int, ...] = ()
     tree: ContractionTree | SlicedTree | None = None
+
+
+def fused_flops(parsed: ParsedEinsum) -> int:
+    """numpy's count for one loop nest over every operand (as ``einsum_path`` reports)."""
+    size = math.prod(parsed.sizes.values())
+    summed = bool(parsed.spec.reduced)
+    return size * (max(1, len(parsed.spec.inputs) - 1) + summed)
 
 
 def memory_limit_elements(memory_limit: int | str | None, itemsize: int) -> int | None:
@@ -95,11 +109,14 @@ def choose_path(
         return None
     if optimize is False:
         optimize = "auto"
-    try:
-        normalize_method(optimize)
-    except Exception as exc:  # an unknown name
-        raise OperandError(f"unknown optimize value {optimize!r}") from exc
+    method = normalize_method(optimize) if isinstance(optimize, str | bool) else None
+    if method not in available_optimizers():
+        raise OperandError(f"unknown optimize value {optimize!r}; use True/False, a path, or "
+                           f"one of {', '.join(available_optimizers())}")
     tree = plan_contraction(parsed, optimize, memory_limit)
+    if isinstance(tree, ContractionTree) and optimize == "auto" and \
+            fused_flops(parsed) <= tree.flops():
+        return None  # one loop nest does no more arithmetic and writes no intermediates
     if isinstance(tree, SlicedTree):
         label_of = {display_label(x): x for x in parsed.spec.labels}
         sliced = tuple(label_of[x] for x in tree.sliced)

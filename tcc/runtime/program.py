@@ -154,11 +154,11 @@ class CompiledProgram:
     def run(self, arrays: Sequence[np.ndarray], sizes: Sequence[int] = ()) -> None:
         """Run on ``arrays`` (inputs then outputs) and the run-time ``sizes`` (in the order
         of ``program.dynamic``), which the caller has checked."""
+        arena = None
         if self._thin and not sizes:
             status = self._function(*map(id, arrays))
         else:
             operands = list(arrays)
-            arena = None
             if self.entry.temps:
                 arena = self._new_arena()
                 operands.append(arena)
