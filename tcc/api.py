@@ -95,6 +95,7 @@ class EinsumPlan:
         choice: PathChoice | None,
         options: Options,
         output_strides: tuple[int, ...] | None = None,
+        dynamic: Sequence[int] = (),
     ) -> None:
         self.parsed = parsed
         self.output_shape = parsed.output_shape
@@ -111,6 +112,7 @@ class EinsumPlan:
         self.program: P.Program = einsum_program(
             parsed, shapes, [a.dtype.name for a in arrays],
             compute_dtype, output_dtype, choice.path if choice else None, sliced=sliced,
+            dynamic=dynamic,
         )
         layouts: dict[str, tuple[int, ...]] = {}
         for k, array in enumerate(arrays):
@@ -314,6 +316,7 @@ class Kernel:
         memory_limit: int | str | None = None,
         options: Options | None = None,
         tuning: bool = True,
+        dynamic: Sequence[str] = (),
     ) -> None:
         self.subscripts = subscripts
         self.shapes = tuple(tuple(int(x) for x in s) for s in shapes)
@@ -327,6 +330,10 @@ class Kernel:
         self._optimize, self._memory_limit = optimize, memory_limit
         limit = memory_limit_elements(memory_limit, np.dtype(self.compute_dtype).itemsize)
         self.path = choose_path(self.parsed, optimize, limit)
+        self.dynamic = tuple(dynamic)
+        self._dynamic_labels = _check_dynamic(self.parsed, self.dynamic)
+        if self.dynamic:
+            self.path = None  # one loop nest: no intermediate's size depends on them
         self._variants: dict[tuple, EinsumPlan] = {}
         self._default = self._variant(examples)
         self._signature = tuple((np.ndarray, a.shape, a.dtype, a.strides) for a in examples)
@@ -336,9 +343,47 @@ class Kernel:
         plan = self._variants.get(key)
         if plan is None:
             plan = EinsumPlan(self.parsed, arrays, self.compute_dtype, self.compute_dtype, "C",
-                              self.path, self.options)
+                              self.path, self.options, dynamic=self._dynamic_labels)
             self._variants[key] = plan
         return plan
+
+    def _call_dynamic(self, arrays: Sequence[object], out: np.ndarray | None) -> np.ndarray:
+        """Operands whose run-time sizes may differ from the compiled ones (row-major)."""
+        if len(arrays) != len(self.shapes):
+            raise OperandError(f"kernel for {self.subscripts!r} takes {len(self.shapes)} "
+                               f"operands, got {len(arrays)}")
+        sizes: dict[int, int] = {}
+        checked = []
+        terms = self.parsed.spec.inputs
+        for k, (array, shape, dtype, term) in enumerate(
+                zip(arrays, self.shapes, self.dtypes, terms, strict=True)):
+            array = np.ascontiguousarray(array)
+            if array.dtype != dtype:
+                raise DTypeError(f"operand {k} has dtype {array.dtype}; the kernel was "
+                                 f"compiled for {dtype}")
+            if array.ndim != len(shape):
+                raise ShapeError(f"operand {k} has shape {array.shape}; expected {len(shape)} "
+                                 "dimensions")
+            for axis, (label, size, want) in enumerate(zip(term, array.shape, shape,
+                                                           strict=True)):
+                if label in self._dynamic_labels:
+                    if sizes.setdefault(label, size) != size:
+                        raise ShapeError(f"operand {k} has size {size} for run-time index "
+                                         f"'{chr(label)}', another operand {sizes[label]}")
+                elif size != want:
+                    raise ShapeError(f"operand {k} has size {size} on axis {axis}; the kernel "
+                                     f"was compiled for {want}")
+            checked.append(array)
+        shape = tuple(sizes.get(label, size) for label, size in
+                      zip(self.parsed.spec.output, self.output_shape, strict=True))
+        result = np.empty(shape, self.compute_dtype) if out is None else out
+        if result.shape != shape or not result.flags.c_contiguous or \
+                result.dtype != np.dtype(self.compute_dtype):
+            raise ShapeError(f"out must be a row-major {self.compute_dtype} array of shape "
+                             f"{shape}")
+        run_sizes = [sizes.get(label, 0) for label in self._dynamic_labels]
+        self._default.compiled.run([*checked, result], run_sizes)
+        return result if result.ndim else result[()]
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -370,6 +415,8 @@ class Kernel:
         return checked
 
     def __call__(self, *arrays: object, out: np.ndarray | None = None) -> np.ndarray:
+        if self.dynamic:
+            return self._call_dynamic(arrays, out)
         try:
             fast = out is None and self._signature == tuple(
                 (type(a), a.shape, a.dtype, a.strides) for a in arrays  # type: ignore[union-attr]
@@ -410,7 +457,7 @@ class Kernel:
         axes["out"] = tuple(map(_label_text, spec.output))
         dtypes = ", ".join(str(d) for d in self.dtypes)
         description = f'einsum "{self.subscripts}" on {dtypes}, computed in {self.compute_dtype}'
-        return ExportItem(name, self.program, description, axes)
+        return ExportItem(name, self.program, description, axes, tuple(self.dynamic))
 
     def export(self, path: str, *, cpu: str | None = None, name: str | None = None) -> dict:
         """Write a shared library (.so), static library (.a) or object (.o) with a C header
@@ -425,6 +472,23 @@ class Kernel:
     def __repr__(self) -> str:
         dtypes = ", ".join(str(d) for d in self.dtypes)
         return f"tcc.Kernel({self.subscripts!r}, shapes={self.shapes}, dtypes=({dtypes}))"
+
+
+def _check_dynamic(parsed: ParsedEinsum, names: Sequence[str]) -> tuple[int, ...]:
+    """Run-time sizes must lead every array they index (so no stride depends on them)."""
+    labels = []
+    spec = parsed.spec
+    for name in names:
+        if not isinstance(name, str) or len(name) != 1 or ord(name) not in spec.labels:
+            raise OperandError(f"dynamic index {name!r} is not a subscript of the einsum")
+        label = ord(name)
+        places = [*(f"operand {k}" for k in range(len(spec.inputs))), "the output"]
+        for where, term in zip(places, [*spec.inputs, spec.output], strict=True):
+            if label in term and (term[0] != label or term.count(label) > 1):
+                raise OperandError(f"dynamic index {name!r} must be the first axis of every "
+                                   f"array it indexes, once; in {where} it is not")
+        labels.append(label)
+    return tuple(labels)
 
 
 def _parse_for_path(subscripts: object, operands: tuple, shapes: bool):
@@ -480,12 +544,16 @@ def compile(  # noqa: A001 (the public name users expect)
     memory_limit: int | str | None = None,
     options: Options | None = None,
     tuning: bool = True,
+    dynamic: Sequence[str] = (),
 ) -> Kernel:
     """Compile ``subscripts`` for operands of the given shapes and dtype(s).
 
     ``dtype`` is one dtype for all operands or a sequence with one per operand.
     ``tuning``: use the best record of ``tcc tune`` for this workload and machine (from
     ``tuning.db`` in the cache folder), unless ``options.gett_params`` is set.
+    ``dynamic``: subscripts whose size is a run-time argument (checked at each call; the
+    shapes give a typical size), e.g. ``dynamic=["b"]`` for any batch size; such an index
+    must be the first axis of every array it indexes.
     """
     if not isinstance(subscripts, str):
         raise OperandError("tcc.compile takes a subscripts string and one shape per operand")
@@ -496,4 +564,4 @@ def compile(  # noqa: A001 (the public name users expect)
         dtype_of(d)
     return Kernel(subscripts, [tuple(s) for s in shapes], [np.dtype(d).name for d in dtypes],
                   optimize=optimize, memory_limit=memory_limit, options=options,
-                  tuning=tuning)
+                  tuning=tuning, dynamic=dynamic)

@@ -165,3 +165,55 @@ def test_exported_object_without_a_toolchain(tmp_path, monkeypatch):
         kernel.export(str(tmp_path / "libg.so"))
     kernel.export(str(tmp_path / "libg.o"))
     assert Path(tmp_path / "libg.o").stat().st_size > 0
+
+
+def test_dynamic_batch_size_from_python_and_c(tmp_path):
+    kernel = tcc.compile("bi,oi->bo", (8, 12), (5, 12), dtype="float64", dynamic=["b"])
+    rng = np.random.default_rng(0)
+    w = rng.random((5, 12))
+    for batch in (0, 1, 8, 33):
+        x = rng.random((batch, 12))
+        np.testing.assert_allclose(kernel(x, w), x @ w.T, rtol=1e-12)
+    with pytest.raises(tcc.ShapeError):
+        kernel(rng.random((4, 11)), w)
+    kernel.export(str(tmp_path / "liblin.so"))
+    header = (tmp_path / "liblin.h").read_text()
+    assert "int lin(const double *op0, const double *op1, double *out, int64_t b);" in header
+    source = tmp_path / "main.c"
+    source.write_text(r"""
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "liblin.h"
+int main(int argc, char **argv) {
+    long batch = atol(argv[2]);
+    double *x = malloc(sizeof(double) * (batch * 12 + 1)), w[60], *out = malloc(sizeof(double) * (batch * 5 + 1));
+    for (long i = 0; i < batch * 12; ++i) x[i] = sin(0.37 * (double)i);
+    for (long i = 0; i < 60; ++i) w[i] = cos(0.11 * (double)i);
+    if (lin(x, w, out, -1) != 4) return 9;  /* negative sizes are refused */
+    int status = lin(x, w, out, batch);
+    FILE *f = fopen(argv[1], "wb");
+    fwrite(out, sizeof(double), batch * 5, f);
+    fclose(f);
+    return status;
+}
+""")
+    cc = export_module.find_c_compiler()
+    exe = tmp_path / "main"
+    subprocess.run([cc, "-O1", "-I", str(tmp_path), str(source), "-o", str(exe), "-L",
+                    str(tmp_path), "-llin", "-lm"], check=True)
+    w = np.cos(0.11 * np.arange(60)).reshape(5, 12)
+    for batch in (3, 17):
+        result = subprocess.run([str(exe), str(tmp_path / "out.bin"), str(batch)],
+                                env={"LD_LIBRARY_PATH": str(tmp_path)})
+        assert result.returncode == 0
+        x = np.sin(0.37 * np.arange(batch * 12)).reshape(batch, 12)
+        got = np.fromfile(tmp_path / "out.bin").reshape(batch, 5)
+        np.testing.assert_allclose(got, x @ w.T, rtol=1e-12)
+
+
+def test_dynamic_index_must_lead_its_arrays():
+    with pytest.raises(tcc.TccError, match="first axis"):
+        tcc.compile("ib,oi->bo", (8, 32), (16, 8), dynamic=["b"])
+    with pytest.raises(tcc.TccError, match="not a subscript"):
+        tcc.compile("bi,oi->bo", (8, 32), (16, 32), dynamic=["z"])

@@ -35,6 +35,7 @@ def einsum_program(
     path: Sequence[tuple[int, ...]] | None = None,
     *,
     sliced: Sequence[Label] = (),
+    dynamic: Sequence[Label] = (),
 ) -> P.Program:
     """The Program computing ``parsed`` in ``compute_dtype``, stored as ``output_dtype``.
 
@@ -87,4 +88,5 @@ def einsum_program(
         outputs=("out",),
         statements=tuple(statements),
         index_sizes=tuple((label_name(x), size) for x, size in sorted(sizes.items())),
+        dynamic=tuple(label_name(rename[x]) for x in dynamic),
     )

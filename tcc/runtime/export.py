@@ -75,6 +75,7 @@ class ExportItem:
     program: P.Program
     description: str
     index_names: Mapping[str, tuple[str, ...]]  # tensor -> the subscripts of its axes
+    size_names: tuple[str, ...] = ()  # C names of the run-time sizes (program.dynamic order)
 
 
 def _cpu_check(module: ir.Module, features: list[str]) -> ir.Function:
@@ -129,26 +130,33 @@ def _wrapper_module(items: list[ExportItem], arenas: dict[str, int], target: Cpu
     free = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8p]), "free")
     for item in items:
         n = len(item.program.inputs) + len(item.program.outputs)
+        n_sizes = len(item.program.dynamic)
         arena = arenas[item.name]
-        inner = ir.Function(module, ir.FunctionType(S.I32, [i8p] * (n + (1 if arena else 0))),
+        pointer_args = [i8p] * (n + (1 if arena else 0))
+        inner = ir.Function(module, ir.FunctionType(S.I32, pointer_args + [S.I64] * n_sizes),
                             f"{item.name}_impl")
-        public = ir.Function(module, ir.FunctionType(S.I32, [i8p] * n), item.name)
+        public = ir.Function(module, ir.FunctionType(S.I32, [i8p] * n + [S.I64] * n_sizes),
+                             item.name)
         b = ir.IRBuilder(public.append_basic_block("entry"))
         if check is not None:
             with b.if_then(b.icmp_signed("==", b.call(check, []), ir.Constant(S.I32, 0)),
                            likely=False):
                 b.ret(ir.Constant(S.I32, 2))
-        args = list(public.args)
+        sizes = list(public.args[n:])
+        for size in sizes:
+            with b.if_then(b.icmp_signed("<", size, ir.Constant(S.I64, 0)), likely=False):
+                b.ret(ir.Constant(S.I32, 4))
+        args = list(public.args[:n])
         if arena:
             size = -(-arena // 64) * 64
             memory = b.call(alloc, [ir.Constant(S.I64, 64), ir.Constant(S.I64, size)])
             with b.if_then(b.icmp_unsigned("==", memory, ir.Constant(i8p, None)),
                            likely=False):
                 b.ret(ir.Constant(S.I32, 3))
-            status = b.call(inner, [*args, memory])
+            status = b.call(inner, [*args, memory, *sizes])
             b.call(free, [memory])
         else:
-            status = b.call(inner, args)
+            status = b.call(inner, [*args, *sizes])
         b.ret(status)
     return module
 
@@ -191,18 +199,25 @@ def c_header(items: list[ExportItem], library: str, target: CpuTarget) -> str:
         lines.append(" * Arrays are C-contiguous (row-major); complex values are interleaved")
         lines.append(" * (real, imaginary) pairs.")
         params = []
+        dynamic = dict(zip(prog.dynamic, item.size_names, strict=True))
         for k, name in enumerate((*prog.inputs, *prog.outputs)):
             tensor = prog.tensor(name)
             ctype = _C_TYPES[tensor.dtype]
-            dims = "".join(f"[{d}]" for d in tensor.shape)
-            axes = ", ".join(item.index_names.get(name, ()))
+            axes_names = item.index_names.get(name, ())
+            dims = "".join(f"[{axis}]" if axis in dynamic.values() else f"[{d}]"
+                           for d, axis in zip(tensor.shape, axes_names, strict=False))
+            axes = ", ".join(axes_names)
             role = "in " if name in prog.inputs else "out"
             arg = f"op{k}" if name in prog.inputs else "out"
             lines.append(f" *   {role} {arg}: {tensor.dtype} {ctype}{dims}  ({axes})")
             const = "const " if name in prog.inputs else ""
             params.append(f"{const}{ctype} *{arg}")
+        for size in item.size_names:
+            lines.append(f" *   {size}: the run-time size of index {size} (>= 0)")
+            params.append(f"int64_t {size}")
         lines.append(" * Returns 0 on success, 2 if this CPU lacks a feature the library was")
-        lines.append(" * built for, 3 if working memory cannot be allocated. */")
+        lines.append(" * built for, 3 if working memory cannot be allocated, 4 if a size is")
+        lines.append(" * negative. */")
         lines.append(f"int {item.name}({', '.join(params)});")
         lines.append("")
     lines += ["#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]

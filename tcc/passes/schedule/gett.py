@@ -89,6 +89,8 @@ def analyze(
     """The GEMM view of ``stmt``, or None when GETT does not apply."""
     if stmt.reduce not in ("sum", None) or stmt.dtype not in ("float32", "float64"):
         return None
+    if set(program.dynamic) & set(P.statement_indices(stmt)):
+        return None  # run-time sizes take the loop nest
     expr = stmt.expr
     if not (isinstance(expr, P.Binary) and expr.op == "mul"
             and isinstance(expr.left, P.Read) and isinstance(expr.right, P.Read)):
