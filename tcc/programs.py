@@ -101,6 +101,27 @@ class CompiledProgramCallable:
         self.compiled.run([*operands, *results.values()])
         return results
 
+    def export(self, path: str, *, cpu: str | None = None, name: str | None = None) -> dict:
+        """The whole program as one C function in a .so/.a/.o with a header: inputs then
+        outputs as row-major arrays, in program order; the arena is allocated inside."""
+        from pathlib import Path
+
+        from tcc.runtime.export import ExportItem, export_library
+
+        if name is None:
+            stem = Path(path).stem
+            name = stem[3:] if stem.startswith("lib") else stem
+        axes: dict[str, tuple[str, ...]] = {}
+        for stmt in self.program.statements:
+            axes.setdefault(stmt.target, stmt.indices)
+            for read in P.reads(stmt.expr):
+                axes.setdefault(read.tensor, read.indices)
+        budget = "" if self.memory_budget is None else f" under a {self.memory_budget}-byte budget"
+        item = ExportItem(name, self.program, f"a program of {len(self.program.statements)} "
+                          f"statements{budget}", axes, execution=self.execution,
+                          memory_plan=self.memory_plan)
+        return export_library([item], path, cpu=cpu, options=self.compiled.options)
+
     def ir(self) -> str:
         """The tensor-level program and each statement's loop nest, as text."""
         return self.compiled.ir()

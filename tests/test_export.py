@@ -217,3 +217,30 @@ def test_dynamic_index_must_lead_its_arrays():
         tcc.compile("ib,oi->bo", (8, 32), (16, 8), dynamic=["b"])
     with pytest.raises(tcc.TccError, match="not a subscript"):
         tcc.compile("bi,oi->bo", (8, 32), (16, 32), dynamic=["z"])
+
+
+def test_program_with_arena_and_budget_as_a_library(tmp_path):
+    prog = tcc.program("""
+        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
+        Y[b,o] = sum_h H[b,h] * W2[o,h]
+        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
+    """, shapes=dict(b=6, i=7, h=9, o=4), dtype="float64")
+    step = tcc.grad(prog, of="L", wrt=["W1", "W2"])
+    full = tcc.compile_program(step)
+    compiled = tcc.compile_program(step, memory_budget=int(full.memory_plan.arena_bytes * 0.9),
+                                   remat_time_limit=3)
+    compiled.export(str(tmp_path / "libstep.so"))
+    header = (tmp_path / "libstep.h").read_text()
+    assert "int step(" in header
+    rng = np.random.default_rng(0)
+    inputs = {n: rng.standard_normal(step.tensor(n).shape) for n in step.inputs}
+    want = full(inputs)
+    import ctypes
+
+    lib = ctypes.CDLL(str(tmp_path / "libstep.so"))
+    outputs = {n: np.empty(step.tensor(n).shape) for n in step.outputs}
+    pointers = [a.ctypes.data_as(ctypes.c_void_p)
+                for a in [*(inputs[n] for n in step.inputs), *outputs.values()]]
+    assert lib.step(*pointers) == 0
+    for name, value in want.items():
+        np.testing.assert_allclose(outputs[name], value, rtol=1e-12)

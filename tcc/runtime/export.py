@@ -76,6 +76,8 @@ class ExportItem:
     description: str
     index_names: Mapping[str, tuple[str, ...]]  # tensor -> the subscripts of its axes
     size_names: tuple[str, ...] = ()  # C names of the run-time sizes (program.dynamic order)
+    execution: object = None  # an ExecutionPlan (remat under a budget); None: program order
+    memory_plan: object = None  # its MemoryPlan
 
 
 def _cpu_check(module: ir.Module, features: list[str]) -> ir.Function:
@@ -169,7 +171,8 @@ def build_library_object(
     combined = None
     arenas = {}
     for item in items:
-        rendered = render_program(item.program, {}, options, target, name=f"{item.name}_impl")
+        rendered = render_program(item.program, {}, options, target, name=f"{item.name}_impl",
+                                  execution=item.execution, memory_plan=item.memory_plan)
         arenas[item.name] = rendered.memory_plan.arena_bytes if rendered.entry.temps else 0
         module = llvm.parse_assembly(rendered.llvm_text)
         if combined is None:

@@ -8,9 +8,12 @@ most ``cutoff`` operands are contracted with the (random) greedy, or optimally w
 and each split's part results are joined the same way. Disconnected pieces are split
 along their components first.
 
-Trials alternate between partition trials and random-greedy trials; all parameters come
-from a seeded RNG, so the result depends on the trial count only, with ``max_time`` a cap
-(60% of it for trials, the rest for the subtree reconfiguration of the best trees).
+Partition trials are slow (networkx, pure Python) and rarely win once trees are
+reconfigured, so only ``PARTITION_TRIALS`` run. :func:`hyper_ssa` first runs 'auto''s
+search, then a longer one (subtree reconfiguration of the ``TOP_TREES`` best
+random-greedy trees, the first result and the partition trees; rounds with new seeds
+while time is left). Parameters come from seeded RNGs, so the result depends on the
+trial count only, with ``max_time`` a cap.
 """
 
 from __future__ import annotations
@@ -22,18 +25,22 @@ from collections.abc import Sequence
 
 import networkx as nx
 
-from tcc.passes.order.cost import FLOPS, Cost, Objective
+from tcc.passes.order.auto import DP_MAX_PAIRS, DP_OPERANDS, MAX_ROUNDS, search_rounds
+from tcc.passes.order.cost import FLOPS, Objective
+from tcc.passes.order.dp import SearchBudgetExceeded, dp_ssa
 from tcc.passes.order.greedy import greedy_ssa
 from tcc.passes.order.network import LegCounter, Legs, Network, SsaPath, ssa_cost, subproblem_output
 from tcc.passes.order.optimal import optimal_ssa, optimal_subsets
-from tcc.passes.order.random_greedy import MAX_NEIGHBOURS, feasible_key, sample_greedy_params
-from tcc.passes.order.reconfigure import subtree_reconfigure
+from tcc.passes.order.random_greedy import feasible_key, sample_greedy_params
 from tcc.passes.order.registry import register
 
 DEFAULT_MAX_TIME = 2.0
-DEFAULT_TRIALS = 256
+DEFAULT_TRIALS = 256  # random-greedy trials per round
 EXACT_OPERANDS = 10  # networks this small are solved exactly
 TOP_TREES = 3  # how many of the best trial trees get reconfigured
+PARTITION_TRIALS = 2
+PARTITION_SHARE = 0.5  # of the time, counted from the start, partition trials may use
+FIRST_SHARE = 0.4
 
 
 class _Builder:
@@ -170,55 +177,43 @@ def hyper_ssa(
     seed: int = 0,
     memory_limit: int | None = None,
 ) -> SsaPath:
+    """'auto''s search in ``FIRST_SHARE`` of the time; its tree and ``PARTITION_TRIALS``
+    partition trees (at most ``PARTITION_SHARE`` of the time) then join the random-greedy
+    trees as start trees of :func:`auto.search_rounds`, so hyper is never worse than
+    that first search."""
     start = time.perf_counter()
+    first = search_rounds(
+        legs,
+        output,
+        sizes,
+        objective,
+        budget=FIRST_SHARE * max_time,
+        repeats=max_trials,
+        seed=seed,
+        memory_limit=memory_limit,
+    )
+    cost, largest = ssa_cost(legs, output, sizes, first, objective)
     rng = random.Random(seed)
-    found: list[tuple[tuple[bool, Cost], SsaPath]] = []
-
-    def consider(path: SsaPath | None) -> None:
-        if path is None:
-            return
+    partitioned = [(feasible_key(cost, largest, memory_limit), first, largest)]
+    for _ in range(PARTITION_TRIALS):
+        if time.perf_counter() - start > PARTITION_SHARE * max_time:
+            break
+        path = partition_ssa(legs, output, sizes, sample_partition_params(rng))
         cost, largest = ssa_cost(legs, output, sizes, path, objective)
-        found.append((feasible_key(cost, largest, memory_limit), path))
-        found.sort(key=lambda entry: entry[0])
-        del found[TOP_TREES:]
-
-    consider(greedy_ssa(legs, output, sizes, memory_limit=memory_limit))
-    deadline = start + 0.6 * max_time
-    for trial in range(max_trials):
-        if time.perf_counter() > deadline:
-            break
-        if trial % 2 == 0:
-            costmod, temperature = sample_greedy_params(rng)
-            best_key = found[0][0]
-            path = greedy_ssa(
-                legs,
-                output,
-                sizes,
-                costmod=costmod,
-                temperature=temperature,
-                rng=random.Random(rng.getrandbits(64)),
-                memory_limit=memory_limit,
-                cost_cap=None if best_key[0] else best_key[1],  # type: ignore[arg-type]
-                objective=objective,
-                deadline=deadline,
-                max_neighbours=MAX_NEIGHBOURS,
-            )
-        else:
-            path = partition_ssa(legs, output, sizes, sample_partition_params(rng))
-        consider(path)
-    best_key, best_path = found[0]
-    for _, path in found:
-        left = max_time - (time.perf_counter() - start)
-        if left <= 0:
-            break
-        improved = subtree_reconfigure(
-            legs, output, sizes, path, objective, max_time=left / 2, memory_limit=memory_limit
-        )
-        cost, largest = ssa_cost(legs, output, sizes, improved, objective)
-        key = feasible_key(cost, largest, memory_limit)
-        if key < best_key:
-            best_key, best_path = key, improved
-    return best_path
+        partitioned.append((feasible_key(cost, largest, memory_limit), path, largest))
+    return search_rounds(
+        legs,
+        output,
+        sizes,
+        objective,
+        budget=max_time - (time.perf_counter() - start),
+        repeats=max_trials,
+        seed=seed + MAX_ROUNDS,
+        memory_limit=memory_limit,
+        keep=TOP_TREES,
+        extra_trees=partitioned,
+        patience=MAX_ROUNDS,
+    )
 
 
 @register("hyper")
@@ -230,9 +225,23 @@ def hyper(
     objective: Objective = FLOPS,
     seed: int = 0,
 ) -> SsaPath:
-    """Exact for tiny networks, else :func:`hyper_ssa` (``max_time`` default 2 s)."""
+    """Exact for tiny networks, dp for small ones, else :func:`hyper_ssa` (2 s default)."""
     if network.num_operands <= EXACT_OPERANDS:
         return optimal_ssa(network.legs, network.output, network.sizes, objective, memory_limit)
+    if network.num_operands <= DP_OPERANDS:
+        try:
+            path = dp_ssa(
+                network.legs,
+                network.output,
+                network.sizes,
+                objective,
+                memory_limit=memory_limit,
+                max_pairs=DP_MAX_PAIRS,
+            )
+            if path is not None:
+                return path
+        except SearchBudgetExceeded:
+            pass
     return hyper_ssa(
         network.legs,
         network.output,

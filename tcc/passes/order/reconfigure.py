@@ -6,7 +6,8 @@ has ``subtree_size`` leaves (leaves here are whatever intermediates hang below t
 frontier). Those few tensors are re-contracted optimally (:func:`optimal_subsets`,
 which proves the optimum for the piece) to the node's own legs; a cheaper piece
 replaces the old one in place. Passes repeat until nothing improves, ``max_passes``
-is reached, or the ``max_time`` cap. Works for additive objectives (not ``size``).
+is reached, or the ``max_time`` cap; a piece already proven optimal (same node, same
+frontier, same cost) is not solved again. Works for additive objectives (not ``size``).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def subtree_reconfigure(
         return list(ssa)
     start = time.perf_counter()
     tree = _Tree(legs, output, sizes, ssa, objective)
+    tried: set[tuple] = set()  # pieces proven optimal: the same piece again cannot improve
     for _ in range(max_passes):
         improved = False
         for node in sorted(tree.children, key=tree.cost.__getitem__, reverse=True):
@@ -125,6 +127,10 @@ def subtree_reconfigure(
             if len(frontier) < 3:
                 continue
             old = sum(tree.cost[i] for i in interior)
+            piece = (node, frozenset(frontier), old)
+            if piece in tried:
+                continue
+            tried.add(piece)
             found = optimal_subsets(
                 [tree.legs[f] for f in frontier],
                 tree.legs[node],
