@@ -1,4 +1,4 @@
-"""The ``tcc`` command line: ``tcc demo``, ``tcc compile``, ``tcc version``.
+"""The ``tcc`` command line: ``demo``, ``compile``, ``export``, ``path``, ``version``.
 
 Kept thin: parsing arguments and printing. The demo suite and the measuring live in
 ``tcc.demo_suite``, the formatting in ``tcc.report``. Errors a user can cause end with a
@@ -91,6 +91,48 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--output", metavar="FILE",
                           help="write to FILE instead of standard output ('-' for stdout)")
     compile_.set_defaults(handler=_compile)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="compile one einsum into a .so/.a/.o and a C header",
+        description="Compile an einsum and write a shared library (.so), a static library "
+        "(.a) or an object (.o) with a C header beside it. The library needs only libc, "
+        "libm and pthread.",
+        epilog="example: tcc export ik,kj->ij --shape i=1024,k=1024,j=1024 -o libgemm.so",
+    )
+    export.add_argument("equation", metavar="EQ", help="einsum subscripts")
+    export.add_argument("-s", "--shape", action="append", metavar="I=N,...", default=[],
+                        help="index sizes (repeatable)")
+    export.add_argument("--dtype", default="float32", help="operand dtype (default float32)")
+    export.add_argument("-o", "--output", metavar="FILE", required=True,
+                        help="the library to write: libNAME.so, libNAME.a or NAME.o")
+    export.add_argument("--name", help="the C function's name (default: from the file name)")
+    export.add_argument("--cpu", default="native",
+                        help="target CPU: native (default), generic, x86-64-v2, x86-64-v3, "
+                        "x86-64-v4")
+    export.add_argument("--dynamic", action="append", metavar="INDEX", default=[],
+                        help="an index whose size is a run-time argument (repeatable)")
+    export.set_defaults(handler=_export)
+
+    path = commands.add_parser(
+        "path", parents=[common], help="print the contraction path report for an einsum",
+        description="Find the contraction order of a multi-operand einsum and print the "
+        "path (numpy's format) and the report: FLOPs, largest intermediate, per-step kernel.",
+        epilog="example: tcc path pi,qj,ijkl,rk,sl->pqrs --shape p=30,q=30,r=30,s=30,"
+        "i=40,j=40,k=40,l=40 --optimize hyper",
+    )
+    path.add_argument("equation", metavar="EQ", help="einsum subscripts")
+    path.add_argument("-s", "--shape", action="append", metavar="I=N,...", default=[],
+                      help="index sizes (repeatable)")
+    path.add_argument("--optimize", default="auto",
+                      help="auto (default), greedy, optimal, dp, random-greedy, hyper")
+    path.add_argument("--memory-limit", metavar="N", default=None,
+                      help="largest intermediate: elements, or bytes with a unit ('1GB')")
+    path.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+                      help="search time for random-greedy and hyper")
+    path.add_argument("--json", action="store_true", help="print the plan as JSON instead")
+    path.set_defaults(handler=_path)
+
+    _add_tune_commands(commands, common)
 
     version = commands.add_parser("version", parents=[common], help="print tcc's version",
                                   description="Print the version of tcc and its toolchain.")
@@ -222,6 +264,55 @@ def _compile(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import tcc
+    from tcc.demo_suite import shapes_from_sizes
+
+    shapes = shapes_from_sizes(args.equation, parse_sizes(args.shape))
+    try:
+        dtype = np.dtype(args.dtype)
+    except TypeError:
+        raise tcc.DTypeError(f"--dtype: {args.dtype!r} is not a numpy dtype name") from None
+    kernel = tcc.compile(args.equation, *shapes, dtype=dtype, dynamic=args.dynamic)
+    written = kernel.export(args.output, cpu=args.cpu, name=args.name)
+    if not args.quiet:
+        print(f"wrote {written['library']} and {written['header']}")
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    import tcc
+    from tcc.demo_suite import shapes_from_sizes
+
+    shapes = shapes_from_sizes(args.equation, parse_sizes(args.shape))
+    limit: int | str | None = args.memory_limit
+    if limit is not None and limit.isdigit():
+        limit = int(limit)
+    optimize: object = {"true": True}.get(args.optimize.lower(), args.optimize)
+    if args.json:
+        tree = tcc.contraction_tree(args.equation, *shapes, shapes=True, optimize=optimize,
+                                    memory_limit=limit, max_time=args.max_time)
+        print(tree.to_json())
+        return 0
+    path, report = tcc.einsum_path(args.equation, *shapes, shapes=True, optimize=optimize,
+                                   memory_limit=limit, max_time=args.max_time)
+    print(path)
+    print(report)
+    return 0
+
+
+def _add_tune_commands(commands, common: argparse.ArgumentParser) -> None:
+    """``tcc tune`` and ``tcc records``, defined by the tuner."""
+    try:
+        from tcc.tune.cli import add_records_parser, add_tune_parser
+    except ImportError:  # the tuner is optional for the rest of the CLI
+        return
+    add_tune_parser(commands, parents=[common])
+    add_records_parser(commands, parents=[common])
 
 
 def _version(args: argparse.Namespace) -> int:
