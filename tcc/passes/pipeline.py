@@ -13,7 +13,13 @@ from tcc.ir import loops as L
 from tcc.ir import program as P
 from tcc.passes.lower import lower_statement
 from tcc.passes.schedule import primitives
-from tcc.passes.schedule.gett import GettParams, analyze, default_params, gett_kernel
+from tcc.passes.schedule.gett import (
+    GettParams,
+    analyze,
+    default_params,
+    fit_params,
+    gett_kernel,
+)
 
 GETT_MIN_FLOPS = 2 * 48**3  # below this, packing costs more than it saves
 PARALLEL_MIN_FLOPS = 2 * 128**3  # below this, one thread is faster than starting more
@@ -83,4 +89,6 @@ def kernel_for_statement(
     if params is None:
         use_threads = threads if shape.flops >= PARALLEL_MIN_FLOPS else 1
         params = default_params(stmt.dtype, vector_bits(features), use_threads)
+        params = fit_params(params, shape.extent(shape.m), shape.extent(shape.n),
+                            shape.extent(shape.batch))
     return gett_kernel(program, stmt, shape, params, layouts, name)

@@ -23,7 +23,7 @@ along C's contiguous dimension.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tcc.ir import loops as L
 from tcc.ir import program as P
@@ -56,6 +56,23 @@ def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
                           threads=threads)
     return GettParams(mr=8, nr=3 * lanes, kc=192, mc=128, nc=1024, lanes=lanes,
                       threads=threads)
+
+
+def fit_params(params: GettParams, m: int, n: int, batches: int) -> GettParams:
+    """Adapt default blocking to a shape: a narrow N gets a narrower micro-tile (and a
+    taller one, same registers); M is split so every thread gets a block."""
+    lanes = params.lanes
+    nr, mr = params.nr, params.mr
+    vectors_needed = -(-n // lanes)
+    if vectors_needed < nr // lanes:
+        nr = vectors_needed * lanes
+        mr = min(max(mr * params.nr // nr, mr), 16 if vectors_needed == 1 else 12)
+    mc = max(mr, params.mc // mr * mr)
+    if params.threads > 1 and batches < 2 * params.threads and -(-m // mc) < params.threads:
+        share = -(-m // params.threads)
+        mc = max(mr, -(-share // mr) * mr)
+    nc = max(nr, params.nc // nr * nr)
+    return replace(params, mr=mr, nr=nr, mc=mc, nc=nc)
 
 
 @dataclass(frozen=True, slots=True)
