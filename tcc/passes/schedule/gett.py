@@ -200,9 +200,14 @@ class _Builder:
         index, lookups = self.address(s.b, [(s.batch, bt), (s.k, k_flat), (s.n, n_flat)])
         store = L.Store("Bp", Aff.of({"jr": p.kc * p.nr, "k": p.nr, "j": 1}),
                         L.Load(s.b, index, 1, lookups))
-        j_loop = L.For("j", p.nr, (store,), bound=n_left - Aff.var("jr", p.nr))
-        k_loop = L.For("k", p.kc, (j_loop,), bound=k_left)
-        return L.For("jr", self.panels_n, (k_loop,), kind=self.inner_kind, bound=n_left,
+        n_bound = n_left - Aff.var("jr", p.nr)
+        n_stride = abs(s.coefs[s.b].get(s.n[-1], 0))
+        k_stride = abs(s.coefs[s.b].get(s.k[-1], 0))
+        if k_stride < n_stride:  # read B along K: k innermost
+            inner = L.For("j", p.nr, (L.For("k", p.kc, (store,), bound=k_left),), bound=n_bound)
+        else:
+            inner = L.For("k", p.kc, (L.For("j", p.nr, (store,), bound=n_bound),), bound=k_left)
+        return L.For("jr", self.panels_n, (inner,), kind=self.inner_kind, bound=n_left,
                      bound_step=p.nr)
 
     def pack_a(self, bt: Aff, ic: Aff, pc: Aff) -> L.Stmt:

@@ -1,0 +1,77 @@
+"""GEMM-shaped einsums: tcc vs numpy.matmul (OpenBLAS) in the same run.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gemm.py [--quick]
+
+For `ik,kj->ij`, `ki,kj->ij` and `ik,jk->ij` at 512..4096 in float32 and float64, prints
+tcc's time, numpy's (the matching matmul on transposed views, which OpenBLAS runs without a
+copy), their ratio, GFLOP/s and % of the machine's peak (see benchmarks/machine.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine  # noqa: E402
+
+import tcc  # noqa: E402
+from tcc.demo_suite import blas_description, blas_environment_warning, median_time  # noqa: E402
+
+FORMS = {
+    "ik,kj->ij": lambda a, b: a @ b,
+    "ki,kj->ij": lambda a, b: a.T @ b,
+    "ik,jk->ij": lambda a, b: a @ b.T,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="sizes 512 and 1024 only")
+    parser.add_argument("--sizes", type=int, nargs="*", default=None)
+    args = parser.parse_args()
+    sizes = args.sizes or ([512, 1024] if args.quick else [512, 1024, 2048, 4096])
+    warning = blas_environment_warning()
+    if warning:
+        print(warning)
+    print(blas_description())
+    peaks = {}
+    for dtype in ("float32", "float64"):
+        print(machine.describe(dtype))
+        peaks[dtype] = machine.measured_peak_gflops(dtype)
+    print(f"{'einsum':10} {'dtype':8} {'n':>5} {'tcc ms':>9} {'numpy ms':>9} {'tcc/np':>7} "
+          f"{'tcc GF/s':>9} {'np GF/s':>8} {'tcc %pk':>7}")
+    ratios = []
+    rng = np.random.default_rng(0)
+    for dtype in ("float32", "float64"):
+        for n in sizes:
+            a = rng.standard_normal((n, n)).astype(dtype)
+            b = rng.standard_normal((n, n)).astype(dtype)
+            for eq, numpy_form in FORMS.items():
+                kernel = tcc.compile(eq, a.shape, b.shape, dtype=dtype)
+                got = kernel(a, b)
+                want = numpy_form(a, b)
+                tol = 1e-3 if dtype == "float32" else 1e-9
+                ok = np.allclose(got, want, rtol=tol, atol=tol * n)
+                repeat = 3 if n >= 2048 else 7
+                t_tcc = median_time(lambda k=kernel, x=a, y=b: k(x, y), repeat, slow=30)
+                t_np = median_time(lambda f=numpy_form, x=a, y=b: f(x, y), repeat, slow=30)
+                flops = 2.0 * n**3
+                ratio = t_np / t_tcc
+                if n >= 1024:
+                    ratios.append(ratio)
+                print(f"{eq:10} {dtype:8} {n:>5} {t_tcc * 1e3:>9.2f} {t_np * 1e3:>9.2f} "
+                      f"{ratio:>7.2f} {flops / t_tcc / 1e9:>9.1f} {flops / t_np / 1e9:>8.1f} "
+                      f"{100 * flops / t_tcc / 1e9 / peaks[dtype]:>6.0f}%"
+                      f"{'' if ok else '  WRONG'}")
+    if ratios:
+        geomean = float(np.exp(np.mean(np.log(ratios))))
+        print(f"n >= 1024: tcc/numpy speed ratio geomean {geomean:.2f}, min {min(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
