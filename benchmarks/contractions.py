@@ -1,0 +1,109 @@
+"""Permuted-index contractions (coupled-cluster style) and the demo suite: tcc vs
+opt_einsum and numpy.einsum(optimize=True), same run, with GFLOP/s and % of peak.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/contractions.py [--quick]
+
+numpy and opt_einsum transpose operands and call BLAS; tcc packs straight from the strided
+tensors into its GETT micro-kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine  # noqa: E402
+
+import tcc  # noqa: E402
+from tcc.demo_suite import (  # noqa: E402
+    SUITE,
+    blas_description,
+    blas_environment_warning,
+    median_time,
+    opt_einsum_contract,
+    shapes_from_sizes,
+)
+
+# (equation, per-index sizes, dtype)
+PERMUTED = [
+    ("abcd,aebf->dfce", dict(a=72, b=72, c=72, d=72, e=72, f=72), "float32"),
+    ("abcd,aebf->dfce", dict(a=48, b=48, c=48, d=48, e=48, f=48), "float64"),
+    ("abc,bda->dc", dict(a=312, b=296, c=296, d=312), "float32"),
+    ("bhqd,bhkd->bhqk", dict(b=8, h=8, q=256, k=256, d=64), "float32"),
+    ("abcdef,dega->gfbc", dict(a=24, b=16, c=16, d=24, e=16, f=16, g=24), "float32"),
+    ("abcdef,gdab->efgc", dict(a=24, b=16, c=16, d=24, e=16, f=16, g=24), "float32"),
+    ("ijkl,klmn->ijmn", dict(i=32, j=32, k=32, l=32, m=32, n=32), "float64"),
+]
+
+
+def flop_count(eq: str, sizes: dict[str, int]) -> float:
+    return 2.0 * math.prod(sizes[c] for c in set(eq.replace(",", "").replace("->", "")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="halve every size")
+    args = parser.parse_args()
+    warning = blas_environment_warning()
+    if warning:
+        print(warning)
+    print(blas_description())
+    peaks = {d: machine.measured_peak_gflops(d) for d in ("float32", "float64")}
+    for d in peaks:
+        print(machine.describe(d))
+    contract = opt_einsum_contract()
+    rng = np.random.default_rng(0)
+    header = (f"{'einsum':20} {'dtype':8} {'tcc ms':>9} {'oe ms':>9} {'np-opt ms':>9} "
+              f"{'vs oe':>6} {'vs np':>6} {'tcc GF/s':>8} {'%peak':>6}")
+    print("\n== permuted contractions\n" + header)
+    ratios_oe, ratios_np = [], []
+    for eq, sizes, dtype in PERMUTED:
+        if args.quick:
+            sizes = {k: max(2, v // 2) for k, v in sizes.items()}
+        shapes = shapes_from_sizes(eq, sizes)
+        ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        kernel = tcc.compile(eq, *shapes, dtype=dtype)
+        got = kernel(*ops)
+        want = np.einsum(eq, *ops, optimize=True)
+        ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
+        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30)
+        t_np = median_time(lambda o=ops, e=eq: np.einsum(e, *o, optimize=True), 5, slow=30)
+        t_oe = (median_time(lambda o=ops, e=eq: contract(e, *o), 5, slow=30)
+                if contract else float("nan"))
+        ratios_oe.append(t_oe / t_tcc)
+        ratios_np.append(t_np / t_tcc)
+        gflops = flop_count(eq, sizes) / t_tcc / 1e9
+        print(f"{eq:20} {dtype:8} {t_tcc * 1e3:>9.2f} {t_oe * 1e3:>9.2f} {t_np * 1e3:>9.2f} "
+              f"{t_oe / t_tcc:>6.2f} {t_np / t_tcc:>6.2f} {gflops:>8.1f} "
+              f"{100 * gflops / peaks[dtype]:>5.0f}%{'' if ok else '  WRONG'}")
+    print("\n== the tcc demo suite\n" + header)
+    for case in SUITE:
+        sizes = dict(case.quick_sizes if args.quick else case.sizes)
+        shapes = shapes_from_sizes(case.equation, sizes)
+        ops = [rng.standard_normal(s).astype(case.dtype) for s in shapes]
+        kernel = tcc.compile(case.equation, *shapes, dtype=case.dtype)
+        got, want = kernel(*ops), np.einsum(case.equation, *ops, optimize=True)
+        ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
+        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30)
+        t_np = median_time(lambda o=ops, e=case.equation: np.einsum(e, *o, optimize=True), 5,
+                           slow=30)
+        t_oe = (median_time(lambda o=ops, e=case.equation: contract(e, *o), 5, slow=30)
+                if contract else float("nan"))
+        ratios_oe.append(t_oe / t_tcc)
+        ratios_np.append(t_np / t_tcc)
+        print(f"{case.equation:20} {case.dtype:8} {t_tcc * 1e3:>9.3f} {t_oe * 1e3:>9.3f} "
+              f"{t_np * 1e3:>9.3f} {t_oe / t_tcc:>6.2f} {t_np / t_tcc:>6.2f} {'':>8} "
+              f"{'':>6}{'' if ok else '  WRONG'}")
+    geo = lambda r: float(np.exp(np.mean(np.log(r))))  # noqa: E731
+    print(f"\ngeomean speedup vs opt_einsum {geo(ratios_oe):.2f} (min {min(ratios_oe):.2f}); "
+          f"vs numpy.einsum(optimize=True) {geo(ratios_np):.2f} (min {min(ratios_np):.2f})")
+
+
+if __name__ == "__main__":
+    main()
