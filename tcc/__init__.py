@@ -24,6 +24,7 @@ from tcc.errors import (
 from tcc.options import Options
 from tcc.passes.order import ContractionTree, PathReport, SlicedTree
 from tcc.programs import CompiledProgramCallable, ProgramBuilder, compile_program, grad, program
+from tcc.tune import TuneResult, tune  # noqa: E402 (the function shadows the package name)
 
 __version__ = "0.1.0"
 
@@ -35,12 +36,14 @@ __all__ = [
     "ProgramBuilder",
     "ProgramSyntaxError",
     "SlicedTree",
+    "TuneResult",
     "compile_program",
     "contraction_tree",
     "einsum_path",
     "grad",
     "program",
     "remat",
+    "tune",
     "BackendUnavailableError",
     "CompileError",
     "DTypeError",
