@@ -6,31 +6,14 @@ from dataclasses import replace
 
 from tcc.errors import ScheduleError
 from tcc.ir import loops as L
-from tcc.passes.schedule.nest import (  # noqa: F401
+from tcc.passes.schedule.nest import (
     Aff,
     Site,
     _accesses,
-    _affines_of_scalar,
-    _allocated,
     _check_fresh,
     _declared,
-    _injective,
-    _inner_extents,
-    _lanes_of,
-    _loop_vars,
-    _map_scalar,
-    _max_value,
-    _merge_split,
-    _outer_extents,
-    _sites,
-    _statement_scalars,
     _with_loop,
-    affines,
     find_loop,
-    loads,
-    map_affines,
-    replace_at,
-    scalars,
     substitute,
 )
 
