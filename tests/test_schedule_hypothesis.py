@@ -35,6 +35,8 @@ def attempt(schedule: Schedule, data) -> None:
     """Try one random primitive; illegal choices raise ScheduleError and change nothing."""
     kernel = schedule.kernel
     names = loop_names(kernel)
+    if not names:  # everything was unrolled: nothing left to schedule
+        return
     loop = data.draw(st.sampled_from(names))
     primitive = data.draw(st.sampled_from(
         ["split", "reorder", "fuse", "tile", "unroll", "vectorize", "parallel", "pack"]))
