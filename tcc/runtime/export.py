@@ -121,13 +121,32 @@ def _cpu_check(module: ir.Module, features: list[str]) -> ir.Function:
     return fn
 
 
+def _cached_cpu_check(module: ir.Module, check: ir.Function) -> ir.Function:
+    """Run the CPUID check once per process (CPUID traps to the hypervisor in a VM, which
+    costs microseconds); later calls read the cached answer. Races only repeat the check."""
+    state = ir.GlobalVariable(module, S.I32, "tcc.cpu_state")
+    state.linkage = "internal"
+    state.initializer = ir.Constant(S.I32, 0)  # 0 unknown, 1 ok, 2 missing a feature
+    fn = ir.Function(module, ir.FunctionType(S.I32, []), "tcc.cpu_ok_cached")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    known = b.load(state, typ=S.I32)
+    with b.if_then(b.icmp_signed("==", known, ir.Constant(S.I32, 0)), likely=False):
+        ok = b.call(check, [])
+        b.store(b.select(b.icmp_signed("!=", ok, ir.Constant(S.I32, 0)),
+                         ir.Constant(S.I32, 1), ir.Constant(S.I32, 2)), state)
+    final = b.load(state, typ=S.I32)
+    b.ret(b.zext(b.icmp_signed("==", final, ir.Constant(S.I32, 1)), S.I32))
+    return fn
+
+
 def _wrapper_module(items: list[ExportItem], arenas: dict[str, int], target: CpuTarget):
     """The public C entry of each item: check the CPU, allocate the arena, run."""
     module = ir.Module(name="tcc_export")
     module.triple = target.triple
     i8p = ir.PointerType(S.I8)
     features = [f[1:] for f in target.features.split(",") if f[1:] in _CPUID_BITS and f[0] == "+"]
-    check = _cpu_check(module, features) if features else None
+    check = _cached_cpu_check(module, _cpu_check(module, features)) if features else None
     alloc = ir.Function(module, ir.FunctionType(i8p, [S.I64, S.I64]), "aligned_alloc")
     free = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8p]), "free")
     for item in items:
