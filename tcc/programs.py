@@ -21,6 +21,7 @@ from tcc.frontend.program_text import program
 from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.autodiff import grad
+from tcc.passes.contract import contract_products
 from tcc.passes.execution import plan_execution
 from tcc.runtime.program import CompiledProgram
 from tcc.units import parse_bytes
@@ -38,6 +39,8 @@ class CompiledProgramCallable:
 
     def __init__(self, prog: P.Program, options: Options | None = None, *,
                  memory_budget: int | str | None = None, remat_time_limit: float = 10.0) -> None:
+        self.source = prog
+        prog = contract_products(prog)
         self.program = prog
         budget = None if memory_budget is None else parse_bytes(memory_budget,
                                                                 what="memory_budget")

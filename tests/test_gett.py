@@ -86,3 +86,16 @@ def test_generated_kernel_uses_the_template():
     kernel = tcc.compile("ik,kj->ij", (8, 8), (8, 8), options=options)
     text = kernel.ir()
     assert "allocate Bp" in text and "allocate Ap" in text and "broadcast" in text
+
+
+def test_constant_factors_scale_the_result():
+    from tcc.passes.schedule.gett import analyze
+
+    prog = tcc.program("S[t,s] = sum_d Q[t,d] * K[s,d] * 0.125",
+                       shapes=dict(t=20, s=30, d=16), dtype="float64")
+    assert analyze(prog, prog.statements[0], {}).scale == 0.125
+    options = default_options().with_(gett="always", gett_params=small_params("float64"))
+    f = tcc.compile_program(prog, options)
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((20, 16)), rng.standard_normal((30, 16))
+    np.testing.assert_allclose(f(Q=q, K=k)["S"], q @ k.T * 0.125, rtol=1e-12)

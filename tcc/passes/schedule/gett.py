@@ -88,6 +88,7 @@ class GettShape:
     k: tuple[str, ...]
     sizes: dict[str, int]
     coefs: dict[str, dict[str, int]]  # tensor -> index -> element stride
+    scale: float = 1.0  # constant factors of the product, applied as C is written
 
     def extent(self, group: tuple[str, ...]) -> int:
         total = 1
@@ -108,11 +109,17 @@ def analyze(
         return None
     if set(program.dynamic) & set(P.statement_indices(stmt)):
         return None  # run-time sizes take the loop nest
-    expr = stmt.expr
-    if not (isinstance(expr, P.Binary) and expr.op == "mul"
-            and isinstance(expr.left, P.Read) and isinstance(expr.right, P.Read)):
+    factors = _factors(stmt.expr)
+    if factors is None:
         return None
-    left, right = expr.left, expr.right
+    reads = [f for f in factors if isinstance(f, P.Read)]
+    scale = 1.0
+    for factor in factors:
+        if isinstance(factor, P.Constant):
+            scale *= float(factor.value)  # type: ignore[arg-type]
+    if len(reads) != 2:
+        return None
+    left, right = reads
     names = {left.tensor, right.tensor, stmt.target}
     if len(names) != 3 or any(program.tensor(n).dtype != stmt.dtype for n in names):
         return None
@@ -141,7 +148,18 @@ def analyze(
         return tuple(sorted(group, key=lambda i: -abs(coefs[tensor].get(i, 0))))
 
     return GettShape(a, b, c, by_stride(batch, c), by_stride(m, c), by_stride(n, c),
-                     by_stride(k, a), dict(sizes), coefs)
+                     by_stride(k, a), dict(sizes), coefs, scale)
+
+
+def _factors(expr: P.Expr) -> list[P.Expr] | None:
+    """Reads and real constants multiplied together, or None for anything else."""
+    if isinstance(expr, P.Binary) and expr.op == "mul":
+        left, right = _factors(expr.left), _factors(expr.right)
+        return None if left is None or right is None else left + right
+    if isinstance(expr, P.Read) or (isinstance(expr, P.Constant)
+                                    and not isinstance(expr.value, complex)):
+        return [expr]
+    return None
 
 
 class _Builder:
@@ -263,6 +281,13 @@ class _Builder:
         return (L.For("jr", self.panels_n, (ir_loop,), bound=s.extent(s.n) - jc * p.nc,
                       bound_step=p.nr),)
 
+    def scaled(self, value: L.Scalar, lanes: int) -> L.Scalar:
+        """``scale * value`` when the product had constant factors."""
+        if self.s.scale == 1.0:
+            return value
+        factor: L.Scalar = L.Const(self.s.scale, self.dtype)
+        return L.Binary("mul", value, factor if lanes == 1 else L.Broadcast(factor, lanes))
+
     def c_rows_contiguous(self) -> bool:
         """C is contiguous along the flattened N group (vector stores along a tile row)."""
         s = self.s
@@ -282,7 +307,7 @@ class _Builder:
                 n_flat = jc * p.nc + Aff.var("jr", p.nr) + v * p.lanes
                 index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat),
                                                     (s.n, n_flat)])
-                value: L.Scalar = L.Local(acc[i][v])
+                value: L.Scalar = self.scaled(L.Local(acc[i][v]), p.lanes)
                 if add:
                     value = L.Binary("add", L.Load(s.c, index, p.lanes, lookups), value)
                 stores.append(L.Store(s.c, index, value, lookups))
@@ -299,7 +324,7 @@ class _Builder:
         m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
         n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
         index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat), (s.n, n_flat)])
-        tile = L.Load("Ct", Aff.of({"i": p.nr, "j": 1}))
+        tile = self.scaled(L.Load("Ct", Aff.of({"i": p.nr, "j": 1})), 1)
         value = L.Binary("add", L.Load(s.c, index, 1, lookups), tile) if add else tile
         j_loop = L.For("j", p.nr, (L.Store(s.c, index, value, lookups),), bound=n_left)
         body.append(L.For("i", p.mr, (j_loop,), bound=m_left))
