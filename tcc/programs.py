@@ -23,6 +23,7 @@ from tcc.options import Options
 from tcc.passes.autodiff import grad
 from tcc.passes.contract import contract_products
 from tcc.passes.execution import plan_execution
+from tcc.passes.fuse import fuse
 from tcc.runtime.program import CompiledProgram
 from tcc.units import parse_bytes
 
@@ -40,7 +41,7 @@ class CompiledProgramCallable:
     def __init__(self, prog: P.Program, options: Options | None = None, *,
                  memory_budget: int | str | None = None, remat_time_limit: float = 10.0) -> None:
         self.source = prog
-        prog = contract_products(prog)
+        prog = fuse(contract_products(prog))
         self.program = prog
         budget = None if memory_budget is None else parse_bytes(memory_budget,
                                                                 what="memory_budget")
@@ -117,7 +118,7 @@ class CompiledProgramCallable:
         axes: dict[str, tuple[str, ...]] = {}
         for stmt in self.program.statements:
             axes.setdefault(stmt.target, stmt.indices)
-            for read in P.reads(stmt.expr):
+            for read in P.statement_reads(stmt):
                 axes.setdefault(read.tensor, read.indices)
         budget = "" if self.memory_budget is None else f" under a {self.memory_budget}-byte budget"
         item = ExportItem(name, self.program, f"a program of {len(self.program.statements)} "

@@ -187,7 +187,8 @@ def test_dynamic_batch_size_from_python_and_c(tmp_path):
 #include "liblin.h"
 int main(int argc, char **argv) {
     long batch = atol(argv[2]);
-    double *x = malloc(sizeof(double) * (batch * 12 + 1)), w[60], *out = malloc(sizeof(double) * (batch * 5 + 1));
+    double *x = malloc(sizeof(double) * (batch * 12 + 1)), w[60];
+    double *out = malloc(sizeof(double) * (batch * 5 + 1));
     for (long i = 0; i < batch * 12; ++i) x[i] = sin(0.37 * (double)i);
     for (long i = 0; i < 60; ++i) w[i] = cos(0.11 * (double)i);
     if (lin(x, w, out, -1) != 4) return 9;  /* negative sizes are refused */

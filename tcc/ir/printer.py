@@ -95,6 +95,8 @@ def format_expr(expr: P.Expr, context: int = 0, right_side: bool = False) -> str
         return f"{expr.op}({format_expr(expr.operand)})"
     if isinstance(expr, P.Select):
         return f"where({', '.join(format_expr(x) for x in P.children(expr))})"
+    if isinstance(expr, P.Reduced):
+        return "@"
     if isinstance(expr, P.Binary):
         if expr.op not in _INFIX:
             return f"{expr.op}({format_expr(expr.left)}, {format_expr(expr.right)})"
@@ -111,9 +113,12 @@ def format_statement(stmt: P.Statement) -> str:
     reduced = P.reduced_indices(stmt)
     op = "+=" if stmt.accumulate else "="
     head = f"{stmt.target}[{', '.join(stmt.indices)}] {op} "
+    body = format_expr(stmt.expr)
     if stmt.reduce and reduced:
-        head += f"{stmt.reduce}_{{{','.join(reduced)}}} "
-    return head + format_expr(stmt.expr) + f"  : {stmt.dtype}"
+        body = f"{stmt.reduce}_{{{','.join(reduced)}}} {body}"
+    if stmt.epilogue is not None:
+        return f"{head}{format_expr(stmt.epilogue)} with @ = {body}  : {stmt.dtype}"
+    return head + body + f"  : {stmt.dtype}"
 
 
 def format_program(program: P.Program) -> str:

@@ -74,7 +74,12 @@ class Select:
     if_false: Expr
 
 
-Expr = Union[Read, Constant, Unary, Binary, Cast, Select]  # noqa: UP007 (a runtime alias)
+@dataclass(frozen=True, slots=True)
+class Reduced:
+    """In a statement's epilogue: the value the reduction produced at this point."""
+
+
+Expr = Union[Read, Constant, Unary, Binary, Cast, Select, Reduced]  # noqa: UP007
 
 
 def children(expr: Expr) -> tuple[Expr, ...]:
@@ -104,7 +109,9 @@ class Statement:
     """``target[indices] (reduce)= expr`` computed in ``dtype``.
 
     With ``accumulate`` the statement adds into the target's existing values instead of
-    overwriting them (used to combine slices of a sliced contraction).
+    overwriting them (used to combine slices of a sliced contraction). An ``epilogue`` is an
+    elementwise expression applied to the finished reduction (which it reads as
+    :class:`Reduced`) before the store: ``H[b,h] = relu(sum_i X[b,i] * W[h,i])``.
     """
 
     target: str
@@ -113,6 +120,7 @@ class Statement:
     expr: Expr
     dtype: str
     accumulate: bool = False
+    epilogue: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,12 @@ def reads(expr: Expr) -> tuple[Read, ...]:
     if isinstance(expr, Read):
         return (expr,)
     return tuple(r for child in children(expr) for r in reads(child))
+
+
+def statement_reads(statement: Statement) -> tuple[Read, ...]:
+    """Every tensor a statement reads: its expression's, then its epilogue's."""
+    extra = reads(statement.epilogue) if statement.epilogue is not None else ()
+    return reads(statement.expr) + extra
 
 
 def statement_indices(statement: Statement) -> tuple[str, ...]:

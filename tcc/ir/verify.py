@@ -136,7 +136,7 @@ def verify_program(program: P.Program) -> P.Program:
         if stmt.reduce is not None and stmt.reduce not in P.REDUCTIONS:
             raise VerificationError(f"unknown reduction {stmt.reduce!r}")
         target = tensors[stmt.target]
-        accesses = [P.Read(stmt.target, stmt.indices), *P.reads(stmt.expr)]
+        accesses = [P.Read(stmt.target, stmt.indices), *P.statement_reads(stmt)]
         for read in accesses:
             tensor = tensors.get(read.tensor)
             if tensor is None or len(read.indices) != len(tensor.shape):

@@ -47,7 +47,7 @@ def temporaries(program: P.Program) -> tuple[str, ...]:
 
 
 def _bindings(program: P.Program, stmt: P.Statement, current: dict[str, str]) -> tuple:
-    names = dict.fromkeys([stmt.target, *(r.tensor for r in P.reads(stmt.expr))])
+    names = dict.fromkeys([stmt.target, *(r.tensor for r in P.statement_reads(stmt))])
     return tuple((n, current[n]) for n in names if n in current)
 
 
@@ -97,7 +97,7 @@ def remat_graph(program: P.Program):
     preds, costs, sizes = [], [], []
     for tensor in nodes:
         reads = {r.tensor for k in writers[tensor]
-                 for r in P.reads(program.statements[k].expr)}
+                 for r in P.statement_reads(program.statements[k])}
         preds.append(tuple(sorted(position[r] for r in reads
                                   if r not in inputs and r != tensor)))
         costs.append(sum(statement_cost(program, program.statements[k]) for k in writers[tensor]))

@@ -77,7 +77,7 @@ class _Accesses:
         self.layouts = layouts
         self.sizes = program.sizes
         self.store = self.coefficients(P.Read(stmt.target, stmt.indices))
-        self.loads = [self.coefficients(read) for read in P.reads(stmt.expr)]
+        self.loads = [self.coefficients(read) for read in P.statement_reads(stmt)]
 
     def strides_of(self, name: str) -> tuple[int, ...]:
         tensor = self.program.tensor(name)
@@ -129,10 +129,15 @@ def _nest(order: list[str], sizes: Mapping[str, int], body: tuple[L.Stmt, ...],
 
 
 class _ExprLowering:
-    def __init__(self, accesses: _Accesses) -> None:
+    def __init__(self, accesses: _Accesses, reduced: L.Scalar | None = None) -> None:
         self.accesses = accesses
+        self.reduced = reduced  # what an epilogue's ``Reduced`` stands for
 
     def __call__(self, expr: P.Expr) -> L.Scalar:
+        if isinstance(expr, P.Reduced):
+            if self.reduced is None:
+                raise TccError("Reduced outside a statement's epilogue")
+            return self.reduced
         if isinstance(expr, P.Read):
             return L.Load(expr.tensor, self.affine(expr))
         if isinstance(expr, P.Constant):
@@ -190,6 +195,8 @@ def lower_statement(
 
     value = lower_expr(stmt.expr)
     combine = _COMBINE.get(stmt.reduce or "sum", "add")
+    if stmt.epilogue is not None and (stmt.accumulate or not reduced):
+        raise TccError(f"statement for {stmt.target}: an epilogue needs a plain reduction")
     suffix: list[str] = []
     for index in reversed(order):
         if index not in reduced:
@@ -212,7 +219,7 @@ def lower_statement(
                 (L.Assign("acc", L.Binary(combine, L.Local("acc"), value, reassoc=True)),),
                 dynamic,
             ),
-            L.Store(stmt.target, out_index, to_out(L.Local("acc"))),
+            L.Store(stmt.target, out_index, to_out(_finish(stmt, accesses, L.Local("acc")))),
         )
         if not suffix:  # accumulate straight into memory
             inner = (
@@ -227,6 +234,8 @@ def lower_statement(
             init = _nest(out_loops, sizes, (L.Store(stmt.target, out_index, to_out(start)),),
                          dynamic)
             body = init + body
+        if stmt.epilogue is not None and (needs_init or not suffix):
+            body += epilogue_nest(program, stmt, layouts)
     buffers = tuple(
         L.Buffer(t.name, t.dtype, "out" if t.name == stmt.target else "in", t.shape,
                  accesses.strides_of(t.name))
@@ -236,8 +245,35 @@ def lower_statement(
     return L.Kernel(name, buffers, body, used)
 
 
+def _finish(stmt: P.Statement, accesses: _Accesses, reduced: L.Scalar) -> L.Scalar:
+    """The epilogue applied to the reduced value (the value itself when there is none)."""
+    if stmt.epilogue is None:
+        return reduced
+    return _ExprLowering(accesses, reduced)(stmt.epilogue)
+
+
+def epilogue_nest(program: P.Program, stmt: P.Statement,
+                  layouts: Mapping[str, tuple[int, ...]]) -> tuple[L.Stmt, ...]:
+    """``target = epilogue(target)`` over the output, for kernels whose reduction finishes
+    in memory (a reduction outside the output loops, or the GETT template)."""
+    accesses = _Accesses(program, stmt, layouts)
+    lower_expr = _ExprLowering(accesses)
+    out_index = lower_expr.affine(P.Read(stmt.target, stmt.indices))
+    out_dtype = program.tensor(stmt.target).dtype
+    current: L.Scalar = L.Load(stmt.target, out_index)
+    if out_dtype != stmt.dtype:
+        current = L.Cast(stmt.dtype, current)
+    value = _finish(stmt, accesses, current)
+    if out_dtype != stmt.dtype:
+        value = L.Cast(out_dtype, value)
+    sizes = program.sizes
+    dynamic = frozenset(program.dynamic)
+    loops = [i for i in stmt.indices if sizes[i] != 1 or i in dynamic]
+    return _nest(loops, sizes, (L.Store(stmt.target, out_index, value),), dynamic)
+
+
 def _touched(program: P.Program, stmt: P.Statement) -> list[P.Tensor]:
-    names = dict.fromkeys(r.tensor for r in P.reads(stmt.expr))
+    names = dict.fromkeys(r.tensor for r in P.statement_reads(stmt))
     names.pop(stmt.target, None)
     return [program.tensor(n) for n in names] + [program.tensor(stmt.target)]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from tcc.ir import loops as L
 from tcc.ir import program as P
-from tcc.passes.lower import _Accesses
+from tcc.passes.lower import _Accesses, epilogue_nest
 
 Aff = L.Affine
 
@@ -383,10 +383,12 @@ def gett_kernel(
 ) -> L.Kernel:
     builder = _Builder(shape, params, stmt.dtype, stmt.accumulate)
     body = builder.kernel_body()
+    if stmt.epilogue is not None:  # elementwise work fused after the contraction
+        body += epilogue_nest(program, stmt, layouts)
     accesses = _Accesses(program, stmt, layouts)
     buffers = tuple(
         L.Buffer(t, program.tensor(t).dtype, "out" if t == stmt.target else "in",
                  program.tensor(t).shape, accesses.strides_of(t))
-        for t in (*dict.fromkeys(r.tensor for r in P.reads(stmt.expr)), stmt.target)
+        for t in (*dict.fromkeys(r.tensor for r in P.statement_reads(stmt)), stmt.target)
     )
     return L.Kernel(name, buffers, body)
