@@ -224,15 +224,20 @@ def einsum(
     optimize: object = "auto",
     memory_limit: int | str | None = None,
     options: Options | None = None,
+    device: str | None = None,
 ) -> np.ndarray:
     """Evaluate an einsum with compiled code; ``numpy.einsum``'s signature and semantics.
 
     ``optimize`` takes numpy's values (False: one loop nest over all operands; True,
     'greedy', 'optimal', or an explicit path) and tcc's ('auto', the default). Results equal
     numpy's up to floating-point rounding; 0-d results come back as numpy scalars.
+    ``device='cuda'`` (implied by operands with ``__cuda_array_interface__``) runs on the GPU:
+    numpy operands are copied in and out, device operands stay there.
     """
     if not operands:
         raise OperandError("einsum needs subscripts and at least one operand")
+    if device is not None and device != "cpu":
+        return _einsum_cuda(operands, out, dtype, optimize, memory_limit, device)
     subscripts = operands[0]
     rest = operands[1:]
     key = None
@@ -252,8 +257,39 @@ def einsum(
                         options, key)
 
 
+def _on_device(operand: object) -> bool:
+    return hasattr(operand, "__cuda_array_interface__")
+
+
+_cuda_kernels: dict[tuple, Kernel] = {}
+
+
+def _einsum_cuda(operands: tuple, out: object, dtype: object, optimize: object,
+                 memory_limit: int | str | None, device: str | None) -> object:
+    """``einsum`` on the GPU: one cached ``Kernel(target='cuda')`` per signature."""
+    if device not in (None, "cuda"):
+        raise OperandError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    subscripts, rest = operands[0], operands[1:]
+    if not isinstance(subscripts, str) or out is not None or dtype is not None:
+        raise OperandError("einsum on the GPU takes a subscripts string and operands "
+                           "(no out= or dtype= yet)")
+    from tcc.runtime.cuda import DeviceView
+
+    signature = [DeviceView.of(a) if _on_device(a) else np.asarray(a) for a in rest]
+    shapes = [tuple(a.shape) for a in signature]
+    dtypes = [np.dtype(a.dtype).name for a in signature]
+    key = (subscripts, tuple(shapes), tuple(dtypes), _optimize_key(optimize), memory_limit)
+    kernel = _cuda_kernels.get(key)
+    if kernel is None:
+        kernel = _cuda_kernels[key] = Kernel(subscripts, shapes, dtypes, optimize=optimize,
+                                             memory_limit=memory_limit, target="cuda")
+    return kernel(*rest)
+
+
 def _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_limit,
                  options, key) -> np.ndarray:
+    if any(_on_device(a) for a in rest):
+        return _einsum_cuda((subscripts, *rest), out, dtype, optimize, memory_limit, "cuda")
     if order not in _ORDERS:
         raise OperandError(f"order must be one of {_ORDERS}, not {order!r}")
     if isinstance(subscripts, str):
@@ -317,7 +353,15 @@ class Kernel:
         options: Options | None = None,
         tuning: bool = True,
         dynamic: Sequence[str] = (),
+        target: str = "cpu",
+        load: bool = True,
     ) -> None:
+        if target not in ("cpu", "cuda"):
+            raise OperandError(f"target must be 'cpu' or 'cuda', not {target!r}")
+        if target == "cuda" and dynamic:
+            raise OperandError("target='cuda' does not support dynamic sizes yet")
+        self.target = target
+        tuning = tuning and target == "cpu"
         self.subscripts = subscripts
         self.shapes = tuple(tuple(int(x) for x in s) for s in shapes)
         self.dtypes = tuple(np.dtype(d) for d in dtypes)
@@ -334,6 +378,15 @@ class Kernel:
         self._dynamic_labels = _check_dynamic(self.parsed, self.dynamic)
         if self.dynamic:
             self.path = None  # one loop nest: no intermediate's size depends on them
+        self._cuda = None
+        if target == "cuda":
+            from tcc.runtime.cuda import CudaEinsum
+
+            program = einsum_program(self.parsed, self.shapes, [d.name for d in self.dtypes],
+                                     self.compute_dtype, self.compute_dtype,
+                                     self.path.path if self.path else None)
+            self._cuda = CudaEinsum(program, load=load)
+            return
         self._variants: dict[tuple, EinsumPlan] = {}
         self._default = self._variant(examples)
         self._signature = tuple((np.ndarray, a.shape, a.dtype, a.strides) for a in examples)
@@ -415,6 +468,11 @@ class Kernel:
         return checked
 
     def __call__(self, *arrays: object, out: np.ndarray | None = None) -> np.ndarray:
+        if self._cuda is not None:
+            if out is not None:
+                raise OperandError("out= is not supported with target='cuda' yet")
+            result = self._cuda(*arrays)
+            return result[()] if isinstance(result, np.ndarray) and not result.ndim else result
         if self.dynamic:
             return self._call_dynamic(arrays, out)
         try:
@@ -436,17 +494,29 @@ class Kernel:
 
     @property
     def program(self) -> P.Program:
-        return self._default.program
+        return self._cuda.program if self._cuda else self._default.program
 
     def ir(self) -> str:
         """The tensor-level program and the loop nest of each kernel, as text."""
+        if self._cuda is not None:
+            from tcc.ir.printer import format_program
+
+            return format_program(self.program) + "\n\n" + self._cuda.rendered().ir()
         return self._default.compiled.ir()
 
     def llvm_ir(self, optimized: bool = False) -> str:
+        if self._cuda is not None:
+            return self._cuda.rendered().llvm_text
         return self._default.compiled.llvm_ir(optimized)
 
     def asm(self) -> str:
-        return self._default.compiled.asm()
+        return self.ptx() if self._cuda is not None else self._default.compiled.asm()
+
+    def ptx(self) -> str:
+        """The PTX of a ``target='cuda'`` kernel (row-major operands); needs no GPU."""
+        if self._cuda is None:
+            raise OperandError("ptx() needs a kernel compiled with target='cuda'")
+        return self._cuda.rendered().ptx
 
     def export_item(self, name: str) -> ExportItem:
         """This kernel as one function of an exported library (C-contiguous operands)."""
@@ -545,6 +615,8 @@ def compile(  # noqa: A001 (the public name users expect)
     options: Options | None = None,
     tuning: bool = True,
     dynamic: Sequence[str] = (),
+    target: str = "cpu",
+    load: bool = True,
 ) -> Kernel:
     """Compile ``subscripts`` for operands of the given shapes and dtype(s).
 
@@ -554,6 +626,9 @@ def compile(  # noqa: A001 (the public name users expect)
     ``dynamic``: subscripts whose size is a run-time argument (checked at each call; the
     shapes give a typical size), e.g. ``dynamic=["b"]`` for any batch size; such an index
     must be the first axis of every array it indexes.
+    ``target='cuda'``: compile for the GPU (PTX, loaded with cuda-python); without a usable
+    GPU this raises BackendUnavailableError unless ``load=False``, which keeps only the IR
+    and PTX (``kernel.ptx()``).
     """
     if not isinstance(subscripts, str):
         raise OperandError("tcc.compile takes a subscripts string and one shape per operand")
@@ -564,4 +639,4 @@ def compile(  # noqa: A001 (the public name users expect)
         dtype_of(d)
     return Kernel(subscripts, [tuple(s) for s in shapes], [np.dtype(d).name for d in dtypes],
                   optimize=optimize, memory_limit=memory_limit, options=options,
-                  tuning=tuning, dynamic=dynamic)
+                  tuning=tuning, dynamic=dynamic, target=target, load=load)
