@@ -617,8 +617,14 @@ def compile(  # noqa: A001 (the public name users expect)
     dynamic: Sequence[str] = (),
     target: str = "cpu",
     load: bool = True,
+    memory_budget: int | str | None = None,
+    remat_time_limit: float = 10.0,
 ) -> Kernel:
     """Compile ``subscripts`` for operands of the given shapes and dtype(s).
+
+    Given a Program (``tcc.program(...)``, ``tcc.grad(...)``) instead, compile the whole
+    program: the result takes and returns named arrays; ``memory_budget`` bounds its
+    temporaries (CP-SAT rematerialization within ``remat_time_limit`` seconds).
 
     ``dtype`` is one dtype for all operands or a sequence with one per operand.
     ``tuning``: use the best record of ``tcc tune`` for this workload and machine (from
@@ -630,8 +636,18 @@ def compile(  # noqa: A001 (the public name users expect)
     GPU this raises BackendUnavailableError unless ``load=False``, which keeps only the IR
     and PTX (``kernel.ptx()``).
     """
+    if isinstance(subscripts, P.Program):
+        from tcc.programs import compile_program
+
+        if shapes:
+            raise OperandError("a Program has its shapes already; pass no shapes")
+        return compile_program(subscripts, options, memory_budget=memory_budget,
+                               remat_time_limit=remat_time_limit)  # type: ignore[return-value]
     if not isinstance(subscripts, str):
         raise OperandError("tcc.compile takes a subscripts string and one shape per operand")
+    if memory_budget is not None:
+        raise OperandError("memory_budget applies to programs; for an einsum use "
+                           "memory_limit (the largest intermediate)")
     dtypes = list(dtype) if isinstance(dtype, list | tuple) else [dtype] * len(shapes)
     if len(dtypes) != len(shapes):
         raise OperandError(f"{len(dtypes)} dtypes given for {len(shapes)} operands")
