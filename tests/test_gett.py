@@ -99,3 +99,19 @@ def test_constant_factors_scale_the_result():
     rng = np.random.default_rng(0)
     q, k = rng.standard_normal((20, 16)), rng.standard_normal((30, 16))
     np.testing.assert_allclose(f(Q=q, K=k)["S"], q @ k.T * 0.125, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integers_use_the_template(dtype):
+    rng = np.random.default_rng(0)
+    a = rng.integers(-50, 50, (13, 21)).astype(dtype)
+    b = rng.integers(-50, 50, (21, 37)).astype(dtype)
+    options = default_options().with_(gett="always", gett_params=small_params(dtype),
+                                      verify=True)
+    kernel = tcc.compile("ik,kj->ij", a.shape, b.shape, dtype=dtype, options=options)
+    assert "allocate Bp" in kernel.ir()
+    np.testing.assert_array_equal(kernel(a, b), np.einsum("ik,kj->ij", a, b))
+    big = np.full((4, 3), np.iinfo(dtype).max // 2, dtype)
+    wrapped = tcc.compile("ik,kj->ij", (4, 3), (3, 5), dtype=dtype, options=options)
+    np.testing.assert_array_equal(wrapped(big, np.ones((3, 5), dtype)),
+                                  np.einsum("ik,kj->ij", big, np.ones((3, 5), dtype)))

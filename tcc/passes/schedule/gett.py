@@ -25,9 +25,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from tcc.dtypes import DTYPES
+from tcc.errors import TccError
 from tcc.ir import loops as L
 from tcc.ir import program as P
-from tcc.passes.lower import _Accesses, epilogue_nest
+from tcc.passes.lower import _Accesses, epilogue_nest, identity
+
+# wraparound integer arithmetic is exact in any order, so integers share the template
+GETT_DTYPES = ("float32", "float64", "int32", "int64")
 
 Aff = L.Affine
 
@@ -49,9 +54,10 @@ class GettParams:
 
 
 def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
-    lanes = max(vector_bits // (32 if dtype == "float32" else 64), 1)
+    bits = 8 * DTYPES[dtype].itemsize
+    lanes = max(vector_bits // bits, 1)
     # 8 x 3 vectors of accumulators (24 of 32 registers); an A panel and a B panel fit L1
-    if dtype == "float32":
+    if bits == 32:
         return GettParams(mr=8, nr=3 * lanes, kc=384, mc=128, nc=2048, lanes=lanes,
                           threads=threads)
     return GettParams(mr=8, nr=3 * lanes, kc=192, mc=128, nc=1024, lanes=lanes,
@@ -105,7 +111,7 @@ def analyze(
     program: P.Program, stmt: P.Statement, layouts: Mapping[str, tuple[int, ...]]
 ) -> GettShape | None:
     """The GEMM view of ``stmt``, or None when GETT does not apply."""
-    if stmt.reduce not in ("sum", None) or stmt.dtype not in ("float32", "float64"):
+    if stmt.reduce not in ("sum", None) or stmt.dtype not in GETT_DTYPES:
         return None
     if set(program.dynamic) & set(P.statement_indices(stmt)):
         return None  # run-time sizes take the loop nest
@@ -120,6 +126,8 @@ def analyze(
     if len(reads) != 2:
         return None
     left, right = reads
+    if scale != 1.0 and DTYPES[stmt.dtype].is_integer:
+        return None
     names = {left.tensor, right.tensor, stmt.target}
     if len(names) != 3 or any(program.tensor(n).dtype != stmt.dtype for n in names):
         return None
@@ -252,7 +260,7 @@ class _Builder:
         p, s, dt = self.p, self.s, self.dtype
         vectors = p.nr // p.lanes
         acc = [[f"acc{i}_{v}" for v in range(vectors)] for i in range(p.mr)]
-        zero = L.Broadcast(L.Const(0.0, dt), p.lanes)
+        zero = L.Broadcast(L.Const(identity("sum", dt), dt), p.lanes)
         body: list[L.Stmt] = [L.Declare(acc[i][v], dt, zero, p.lanes)
                               for i in range(p.mr) for v in range(vectors)]
         step: list[L.Stmt] = [
@@ -285,6 +293,8 @@ class _Builder:
         """``scale * value`` when the product had constant factors."""
         if self.s.scale == 1.0:
             return value
+        if DTYPES[self.dtype].is_integer:
+            raise TccError("internal: integer GETT with a constant factor")
         factor: L.Scalar = L.Const(self.s.scale, self.dtype)
         return L.Binary("mul", value, factor if lanes == 1 else L.Broadcast(factor, lanes))
 
