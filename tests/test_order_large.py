@@ -113,3 +113,43 @@ def test_disconnected_and_scalar_pieces(method: str) -> None:
     size_dict = {"a": 3, "b": 4, "c": 5, "d": 2, "e": 3}
     tree = optimize(inputs, output, size_dict, method=method, max_time=0.2, use_cache=False)
     check_tree(tree, inputs, output, size_dict)
+
+
+def test_spectral_sweep_is_a_valid_caterpillar_along_a_chain() -> None:
+    from tcc.passes.order.network import build_network, check_ssa
+    from tcc.passes.order.spectral import spectral_order, spectral_ssa
+
+    # a shuffled chain: the Fiedler order walks it end to end
+    order = [5, 2, 7, 0, 3, 6, 1, 4]
+    inputs = [(f"x{k}", f"x{k + 1}") for k in order]
+    net = build_network(inputs, (), dict.fromkeys((f"x{k}" for k in range(9)), 4))
+    walk = [order[k] for k in spectral_order(net.legs, net.sizes)]
+    assert walk in (list(range(8)), list(range(7, -1, -1)))
+    path = spectral_ssa(net.legs, net.sizes)
+    assert path is not None
+    check_ssa(8, path)
+    tree = optimize(inputs, (), dict.fromkeys((f"x{k}" for k in range(9)), 4), method="spectral")
+    _valid(tree, 8)
+
+
+def test_auto_is_deterministic_when_the_time_cap_does_not_bite() -> None:
+    inputs, output, _, size_dict = ctu.lattice_equation((3, 3, 3), d_min=2, d_max=2, seed=7)
+    runs = [
+        optimize(inputs, output, size_dict, method="auto", max_time=120, seed=4, use_cache=False)
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_auto_reaches_cotengra_quality_on_a_3d_lattice() -> None:
+    """The spectral start tree keeps auto off the 8.27 plateau random greedy gets stuck on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import cotengra as ctg
+    inputs, output, _, size_dict = ctu.lattice_equation((4, 4, 4), d_min=2, d_max=2, seed=7)
+    ours = optimize(inputs, output, size_dict, method="auto", max_time=3, use_cache=False)
+    path = ctg.RandomGreedyOptimizer(max_repeats=128, seed=0, parallel=False)(
+        inputs, output, size_dict
+    )
+    theirs = ContractionTree.from_path(inputs, output, size_dict, path)
+    assert ours.flops() <= 1.5 * theirs.flops()

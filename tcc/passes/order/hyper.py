@@ -213,6 +213,7 @@ def hyper_ssa(
         keep=TOP_TREES,
         extra_trees=partitioned,
         patience=MAX_ROUNDS,
+        spectral_start=False,  # the first search's tree already grew from it
     )
 
 

@@ -21,6 +21,8 @@ from tcc.passes.order.network import Legs, Network, SsaPath, ssa_cost
 from tcc.passes.order.registry import register
 
 MAX_OPERANDS = 16
+CHUNK_BITS = 5  # label masks are sized by table lookups, this many bits at a time
+CHUNK_MASK = (1 << CHUNK_BITS) - 1
 
 
 def optimal_subsets(
@@ -52,16 +54,18 @@ def optimal_subsets(
     for i, bits in enumerate(term_bits):  # an operand enters its first step with all its legs
         result[1 << i] = bits
     size_cache: dict[int, int] = {}
+    chunk_tables = _chunk_size_tables(bit_sizes)
 
     def size_bits(mask: int) -> int:
         value = size_cache.get(mask)
         if value is None:
             value = 1
             rest = mask
-            while rest:
-                low = rest & -rest
-                value *= bit_sizes[low.bit_length() - 1]
-                rest ^= low
+            for table in chunk_tables:
+                value *= table[rest & CHUNK_MASK]
+                rest >>= CHUNK_BITS
+                if not rest:
+                    break
             size_cache[mask] = value
         return value
 
@@ -106,6 +110,19 @@ def optimal_subsets(
     if best[full] is None:
         return None
     return _ssa_from_splits(split, full, n), best[full]
+
+
+def _chunk_size_tables(bit_sizes: Sequence[int]) -> list[list[int]]:
+    """Per ``CHUNK_BITS``-bit chunk of a label mask: the size product of each chunk value."""
+    tables = []
+    for first in range(0, len(bit_sizes), CHUNK_BITS):
+        chunk = bit_sizes[first : first + CHUNK_BITS]
+        table = [1] * (1 << len(chunk))
+        for value in range(1, len(table)):
+            low = value & -value
+            table[value] = table[value ^ low] * chunk[low.bit_length() - 1]
+        tables.append(table)
+    return tables
 
 
 def _ssa_from_splits(split: list[int], full: int, n: int) -> SsaPath:

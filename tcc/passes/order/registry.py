@@ -34,7 +34,7 @@ class Optimizer(Protocol):
 
 _REGISTRY: dict[str, Optimizer] = {}
 _ALIASES = {"random_greedy": "random-greedy", "branch-all": "optimal", "eager": "naive"}
-_MODULES = ("naive", "greedy", "optimal", "dp", "random_greedy", "hyper", "auto")
+_MODULES = ("naive", "greedy", "optimal", "dp", "random_greedy", "spectral", "hyper", "auto")
 
 
 def register(name: str) -> Callable[[Optimizer], Optimizer]:
