@@ -18,7 +18,8 @@ from typing import NoReturn
 PROG = "tcc"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EMITTERS = ("ir", "llvm", "llvm-opt", "asm")
+EMITTERS = ("ir", "llvm", "llvm-opt", "asm", "ptx")
+TARGETS = ("cpu", "cuda")
 
 
 class _UsageError(Exception):
@@ -87,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "operands")
     compile_.add_argument("--emit", choices=EMITTERS, default="ir",
                           help="ir: tcc's program and loop nests (default); llvm: LLVM IR as "
-                          "generated; llvm-opt: after LLVM's optimizer; asm: machine code")
+                          "generated; llvm-opt: after LLVM's optimizer; asm: machine code; "
+                          "ptx: PTX for the GPU (implies --target cuda)")
+    compile_.add_argument("--target", choices=TARGETS, default=None,
+                          help="cpu (default) or cuda (GPU code; printing it needs no GPU)")
     compile_.add_argument("-o", "--output", metavar="FILE",
                           help="write to FILE instead of standard output ('-' for stdout)")
     compile_.set_defaults(handler=_compile)
@@ -241,8 +245,14 @@ def _compile(args: argparse.Namespace) -> int:
         dtype = np.dtype(args.dtype)
     except TypeError:
         raise tcc.DTypeError(f"--dtype: {args.dtype!r} is not a numpy dtype name") from None
+    target = args.target or ("cuda" if args.emit == "ptx" else "cpu")
+    if target == "cpu" and args.emit == "ptx":
+        raise _UsageError("--emit ptx needs --target cuda")
+    if target == "cuda" and args.emit == "llvm-opt":
+        raise _UsageError("--emit llvm-opt is for --target cpu; use llvm or ptx")
     started = time.perf_counter()
-    kernel = tcc.compile(args.equation, *shapes, dtype=dtype, optimize=optimize)
+    kernel = tcc.compile(args.equation, *shapes, dtype=dtype, optimize=optimize,
+                         target=target, load=False)
     if args.verbose:
         _say(args, f"compiled {kernel!r} in {time.perf_counter() - started:.3f} s")
     text = {
@@ -250,6 +260,7 @@ def _compile(args: argparse.Namespace) -> int:
         "llvm": kernel.llvm_ir,
         "llvm-opt": lambda: kernel.llvm_ir(optimized=True),
         "asm": kernel.asm,
+        "ptx": kernel.ptx,
     }[args.emit]()
     if not text.endswith("\n"):
         text += "\n"

@@ -1,0 +1,126 @@
+"""GPU benchmarks: tcc's CUDA backend against torch.einsum / torch.matmul on one device.
+
+    python benchmarks/gpu.py [--quick] [--repeat 10]
+
+Each measurement: warm-up calls, then ``--repeat`` timed calls with CUDA events around
+each, median reported (device time, operands and results already on the GPU). torch runs
+twice, TF32 off and on (``torch.backends.cuda.matmul.allow_tf32``); tcc computes in plain
+fp32 (no tensor cores yet), so "vs fp32" is the fair ratio. Needs cuda-python, torch with
+CUDA and a GPU; exits 2 with a message otherwise. Prints ratios; never asserts timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import numpy as np
+
+CASES = [  # name, equation, index sizes
+    *[(f"gemm {n}", "ik,kj->ij", {"i": n, "k": n, "j": n}) for n in (1024, 2048, 4096, 8192)],
+    ("fused ij,ij,ij->i", "ij,ij,ij->i", {"i": 8192, "j": 8192}),
+    ("rowsum ij->i", "ij->i", {"i": 8192, "j": 8192}),
+    ("permuted 4-D", "abcd,dbef->aecf", {"a": 64, "b": 32, "c": 64, "d": 64, "e": 64,
+                                           "f": 64}),
+    ("permuted 6-D", "abcdef,cdgh->abghef", {"a": 16, "b": 16, "c": 16, "d": 16, "e": 8,
+                                              "f": 16, "g": 16, "h": 16}),
+    ("batched bhqd,bhkd->bhqk", "bhqd,bhkd->bhqk", {"b": 8, "h": 16, "q": 512, "k": 512,
+                                                     "d": 64}),
+]
+QUICK = {"gemm 4096", "gemm 8192"}
+
+
+def _need_gpu():
+    """torch with CUDA, and tcc's runtime; exit with a clear message otherwise."""
+    try:
+        import torch
+    except ImportError:
+        sys.exit("benchmarks/gpu.py needs torch with CUDA (pip install torch)")
+    from tcc.runtime.cuda import cuda_available
+
+    if not torch.cuda.is_available() or not cuda_available():
+        print("benchmarks/gpu.py: no usable CUDA GPU here (needs a GPU, its driver, "
+              "cuda-python and torch with CUDA); nothing to measure", file=sys.stderr)
+        sys.exit(2)
+    return torch
+
+
+def _time(torch, fn, repeat: int, warmup: int = 3) -> float:
+    """Median device time of ``fn`` in milliseconds (CUDA events)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+def _shapes(equation: str, sizes: dict[str, int]) -> list[tuple[int, ...]]:
+    inputs = equation.split("->")[0].split(",")
+    return [tuple(sizes[c] for c in term) for term in inputs]
+
+
+def _flops(equation: str, sizes: dict[str, int]) -> float:
+    labels = set(equation.replace(",", "").replace("->", ""))
+    total = 1.0
+    for label in labels:
+        total *= sizes[label]
+    return 2 * total * max(len(equation.split("->")[0].split(",")) - 1, 1)
+
+
+def run_case(torch, name: str, equation: str, sizes: dict[str, int], repeat: int) -> str:
+    import tcc
+
+    shapes = _shapes(equation, sizes)
+    rng = np.random.default_rng(0)
+    tensors = [torch.from_numpy(rng.standard_normal(s, dtype=np.float32)).cuda()
+               for s in shapes]
+    kernel = tcc.compile(equation, *shapes, dtype="float32", target="cuda")
+
+    def run_tcc():
+        kernel(*tensors)
+
+    result = torch.as_tensor(kernel(*tensors), device="cuda")
+    torch.cuda.synchronize()
+    is_matmul = equation == "ik,kj->ij"
+
+    def run_torch():
+        return torch.matmul(*tensors) if is_matmul else torch.einsum(equation, *tensors)
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    expected = run_torch()
+    error = float((result - expected).abs().max() / expected.abs().max().clamp(min=1e-30))
+    t_tcc = _time(torch, run_tcc, repeat)
+    t_fp32 = _time(torch, run_torch, repeat)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    t_tf32 = _time(torch, run_torch, repeat)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tflops = _flops(equation, sizes) / (t_tcc * 1e-3) / 1e12
+    return (f"{name:26s} tcc {t_tcc:9.3f} ms ({tflops:6.2f} TFLOP/s)  torch fp32 "
+            f"{t_fp32:9.3f} ms  tf32 {t_tf32:9.3f} ms  tcc/fp32 {t_tcc / t_fp32:6.2f}x  "
+            f"tcc/tf32 {t_tcc / t_tf32:6.2f}x  rel.err {error:.1e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the largest GEMMs")
+    parser.add_argument("--repeat", type=int, default=10, help="timed calls (median)")
+    args = parser.parse_args(argv)
+    torch = _need_gpu()
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    for name, equation, sizes in CASES:
+        if args.quick and name in QUICK:
+            continue
+        print(run_case(torch, name, equation, sizes, args.repeat), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The CUDA backend on a GPU: the corpus vs numpy, odd sizes and strides, tiled vs untiled
+GEMM, device arrays. Every test here skips cleanly without cuda-python or a device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from corpus import CORPUS, tolerance
+from test_cuda_ptx import corpus_program, unary_program
+
+import tcc
+from tcc.errors import TccError
+from tcc.runtime.cuda import CudaEinsum, DeviceArray, check, cuda_available, device, driver
+
+pytestmark = pytest.mark.skipif(not cuda_available(), reason="needs cuda-python and a CUDA GPU")
+
+
+class StridedDeviceView:
+    """A strided view of a DeviceArray, seen only through ``__cuda_array_interface__``."""
+
+    def __init__(self, owner: DeviceArray, shape, strides_in_elements, offset: int = 0):
+        self.owner = owner
+        item = owner.dtype.itemsize
+        self.__cuda_array_interface__ = {
+            "shape": tuple(shape), "typestr": owner.dtype.str, "version": 3,
+            "data": (owner.pointer + offset * item, False),
+            "strides": tuple(s * item for s in strides_in_elements)}
+
+
+@pytest.mark.parametrize("tiled", ["never", "always"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_corpus_on_gpu(dtype: str, tiled: str) -> None:
+    rng = np.random.default_rng(0)
+    for case in CORPUS:
+        arrays = case.operands(rng, dtype)
+        result = CudaEinsum(corpus_program(case, dtype), tiled=tiled)(*arrays)
+        np.testing.assert_allclose(result, case.reference(arrays), **tolerance(dtype),
+                                   err_msg=f"{case.name}: {case.equation}")
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool", "complex64"])
+def test_corpus_other_dtypes_on_gpu(dtype: str) -> None:
+    rng = np.random.default_rng(1)
+    for case in CORPUS[:30]:
+        arrays = case.operands(rng, dtype)
+        np.testing.assert_allclose(tcc.einsum(case.equation, *arrays, device="cuda"),
+                                   case.reference(arrays), **tolerance(dtype),
+                                   err_msg=case.name)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 33, 5), (129, 65, 257), (1000, 1, 3),
+                                   (512, 512, 512)])
+def test_tiled_gemm_matches_untiled(m: int, n: int, k: int) -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    program = tcc.compile("ik,kj->ij", a.shape, b.shape, target="cuda", load=False).program
+    tiled = CudaEinsum(program, tiled="always")(a, b)
+    untiled = CudaEinsum(program, tiled="never")(a, b)
+    np.testing.assert_allclose(tiled, a @ b, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(tiled, untiled, rtol=1e-10, atol=1e-10)
+
+
+def test_strided_device_operands() -> None:
+    rng = np.random.default_rng(3)
+    base_a = rng.standard_normal((70, 90)).astype(np.float32)
+    base_b = rng.standard_normal((40, 70)).astype(np.float32)
+    da, db = DeviceArray.from_host(base_a), DeviceArray.from_host(base_b)
+    a_t = StridedDeviceView(da, (90, 70), (1, 90))  # base_a.T
+    b_t = StridedDeviceView(db, (70, 20), (1, 140), offset=1)  # base_b[1::2].T
+    result = tcc.einsum("ik,kj->ij", a_t, b_t)
+    assert isinstance(result, DeviceArray)  # device operands: the result stays there
+    np.testing.assert_allclose(result.numpy(), base_a.T @ base_b[1::2].T, rtol=2e-4,
+                               atol=2e-4)
+
+
+def test_odd_host_strides_and_negative_strides() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((9, 13))[::-1, ::2]
+    b = rng.standard_normal((7, 21))[:, ::3].T
+    np.testing.assert_allclose(tcc.einsum("ij,jk->ik", a, b, device="cuda"), a @ b,
+                               rtol=1e-12)
+
+
+def test_zero_size_and_scalar_results() -> None:
+    assert tcc.einsum("ij->", np.ones((0, 5)), device="cuda") == 0.0
+    assert tcc.einsum("i,i->", np.arange(5.0), np.arange(5.0), device="cuda") == 30.0
+    assert tcc.einsum("ij->ji", np.ones((0, 3)), device="cuda").shape == (3, 0)
+
+
+def test_compiled_kernel_is_reused() -> None:
+    kernel = tcc.compile("bij,bjk->bik", (4, 33, 17), (4, 17, 9), dtype="float32",
+                         target="cuda")
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        a = rng.standard_normal((4, 33, 17)).astype(np.float32)
+        b = rng.standard_normal((4, 17, 9)).astype(np.float32)
+        np.testing.assert_allclose(kernel(a, b), a @ b, rtol=2e-4, atol=2e-5)
+    assert ".entry" in kernel.ptx()
+
+
+def test_transcendental_float32_on_gpu() -> None:
+    x = np.linspace(-8, 8, 1001).astype(np.float32)
+    cases = [("exp", x, np.exp(x)), ("tanh", x, np.tanh(x)),
+             ("sigmoid", x, 1 / (1 + np.exp(-x))), ("log", np.abs(x) + 1e-3, None)]
+    for op, operand, expected in cases:
+        if expected is None:
+            expected = np.log(operand)
+        result = CudaEinsum(unary_program(op, "float32", x.size))(operand)
+        np.testing.assert_allclose(result, expected, rtol=2e-5, atol=2e-6, err_msg=op)
+
+
+def test_driver_errors_name_the_call() -> None:
+    with pytest.raises(TccError, match="cuMemAlloc.*CUresult"):
+        device().make_current()
+        check("cuMemAlloc", driver().cuMemAlloc(1 << 60))
+
+
+def test_allocator_reuses_blocks() -> None:
+    first = DeviceArray((1000,), np.float32)
+    pointer = first.pointer
+    del first
+    second = DeviceArray((1000,), np.float32)
+    assert second.pointer == pointer

@@ -1,0 +1,208 @@
+"""GPU schedules checked without a GPU: a lockstep SIMT emulator runs each scheduled kernel
+(every thread of a block at once, as numpy vectors; a barrier needs no work in lockstep)
+on the shared corpus and compares with ``numpy.einsum``. This checks the schedule (thread
+bindings, guards, shared tiles, register tiles, grid-stride loops), not the PTX renderer;
+the GPU tests in test_cuda_runtime.py check that."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from corpus import CORPUS, tolerance
+
+from tcc.api import _parse
+from tcc.frontend.einsum_program import einsum_program
+from tcc.ir import loops as L
+from tcc.passes.paths import choose_path
+from tcc.passes.schedule import gpu as G
+
+_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+           "max": np.maximum, "min": np.minimum}
+_UNARY = {"neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+          "tanh": np.tanh}
+
+
+class _Block:
+    """One block of ``threads`` threads run in lockstep; values are arrays over threads."""
+
+    def __init__(self, buffers: dict[str, np.ndarray], variables: dict, threads: int,
+                 shared: tuple[str, ...]) -> None:
+        self.buffers = dict(buffers)
+        self.vars = dict(variables)
+        self.threads = threads
+        self.locals: dict[str, np.ndarray] = {}
+        self.shared = shared
+
+    def affine(self, a: L.Affine) -> np.ndarray:
+        total = np.full(self.threads, a.const, np.int64)
+        for var, coef in a.terms:
+            total = total + coef * np.asarray(self.vars[var], np.int64)
+        return total
+
+    def scalar(self, e: L.Scalar, mask: np.ndarray) -> np.ndarray:
+        if isinstance(e, L.Load):
+            index = np.where(mask, self.affine(e.index), 0)
+            buffer = self.buffers[e.buffer]
+            safe = np.where((index >= 0) & (index < buffer.size), index, 0)
+            assert not np.any(mask & (index != safe)), f"out-of-bounds load of {e.buffer}"
+            return buffer[safe]
+        if isinstance(e, L.Const):
+            return np.full(self.threads, e.value, np.dtype(e.dtype))
+        if isinstance(e, L.Local):
+            return self.locals[e.name]
+        if isinstance(e, L.Binary):
+            left, right = self.scalar(e.left, mask), self.scalar(e.right, mask)
+            with np.errstate(all="ignore"):
+                return _BINARY[e.op](left, right).astype(left.dtype)
+        if isinstance(e, L.Unary):
+            with np.errstate(all="ignore"):
+                return _UNARY[e.op](self.scalar(e.operand, mask))
+        if isinstance(e, L.Cast):
+            return self.scalar(e.operand, mask).astype(np.dtype(e.dtype))
+        if isinstance(e, L.Select):
+            return np.where(self.scalar(e.condition, mask), self.scalar(e.if_true, mask),
+                            self.scalar(e.if_false, mask))
+        raise TypeError(e)
+
+    def run(self, body, mask: np.ndarray) -> None:
+        for stmt in body:
+            if not mask.any():
+                return
+            self.statement(stmt, mask)
+
+    def statement(self, stmt, mask: np.ndarray) -> None:
+        if isinstance(stmt, G.Barrier):
+            assert mask.all(), "a barrier under divergent control flow"
+        elif isinstance(stmt, L.For):
+            trips = np.full(self.threads, stmt.extent, np.int64)
+            if stmt.bound is not None:
+                bound = self.affine(stmt.bound)
+                trips = np.minimum(trips, np.maximum(-(-bound // stmt.bound_step), 0))
+            for k in range(int(trips[mask].max(initial=0))):
+                self.vars[stmt.var] = k
+                self.run(stmt.body, mask & (k < trips))
+            self.vars.pop(stmt.var, None)
+        elif isinstance(stmt, L.Allocate):
+            assert stmt.name in self.shared, "only shared buffers are expected"
+            self.buffers[stmt.name] = np.zeros(stmt.size, np.dtype(stmt.dtype))
+            self.run(stmt.body, mask)
+        elif isinstance(stmt, L.Store):
+            index = self.affine(stmt.index)[mask]
+            value = self.scalar(stmt.value, mask)[mask]
+            buffer = self.buffers[stmt.buffer]
+            assert np.all((index >= 0) & (index < buffer.size)), f"bad store {stmt.buffer}"
+            assert len(set(index.tolist())) == len(index), f"racing stores to {stmt.buffer}"
+            buffer[index] = value
+        elif isinstance(stmt, L.Declare | L.Assign):
+            value = self.scalar(stmt.init if isinstance(stmt, L.Declare) else stmt.value, mask)
+            old = self.locals.get(stmt.name, np.zeros_like(value))
+            self.locals[stmt.name] = np.where(mask, value, old.astype(value.dtype))
+        else:
+            raise TypeError(stmt)
+
+
+def emulate(gpu: G.GpuKernel, buffers: dict[str, np.ndarray]) -> None:
+    """Run every block of ``gpu`` on flat numpy ``buffers`` (written in place)."""
+    sched = gpu.schedule
+    bx, by, bz = sched.block
+    threads = bx * by * bz
+    tz, ty, tx = (a.ravel() for a in np.meshgrid(range(bz), range(by), range(bx), indexing="ij"))
+    for z, y, x in itertools.product(*(range(g) for g in reversed(sched.grid))):
+        variables = {"threadIdx.x": tx, "threadIdx.y": ty, "threadIdx.z": tz,
+                     "blockIdx.x": x, "blockIdx.y": y, "blockIdx.z": z}
+        block = _Block(buffers, variables, threads, sched.shared)
+        block.run(gpu.kernel.body, np.ones(threads, bool))
+
+
+def run_program(program, arrays: list[np.ndarray], layouts=None, tiled: str = "auto"):
+    """Every kernel in order on flat copies of ``arrays`` (C order unless ``layouts``)."""
+    buffers = {}
+    for k, array in enumerate(arrays):
+        base = array if array.base is None else array.base
+        buffers[f"in{k}"] = np.ascontiguousarray(base).ravel()
+    for tensor in program.tensors:
+        if tensor.name not in buffers:
+            buffers[tensor.name] = np.zeros(max(int(np.prod(tensor.shape)), 1), tensor.dtype)
+    for gpu in G.gpu_kernels(program, layouts, tiled=tiled):
+        emulate(gpu, buffers)
+    out = program.tensor("out")
+    return buffers["out"][: int(np.prod(out.shape))].reshape(out.shape)
+
+
+def program_for(equation: str, arrays: list[np.ndarray], dtype: str, optimize="auto"):
+    parsed, checked = _parse(equation, tuple(arrays))
+    choice = choose_path(parsed, optimize, None)
+    return einsum_program(parsed, [a.shape for a in checked], [a.dtype.name for a in checked],
+                          dtype, dtype, choice.path if choice else None)
+
+
+@pytest.mark.parametrize("tiled", ["never", "always"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_corpus_emulated(dtype: str, tiled: str) -> None:
+    rng = np.random.default_rng(1)
+    for case in CORPUS:
+        arrays = case.operands(rng, dtype)
+        program = program_for(case.equation, arrays, dtype)
+        result = run_program(program, arrays, tiled=tiled)
+        np.testing.assert_allclose(result, case.reference(arrays), **tolerance(dtype),
+                                   err_msg=f"{case.name}: {case.equation}")
+
+
+@pytest.mark.parametrize("m,n,k", [(2, 3, 2), (17, 33, 5), (70, 65, 40), (64, 64, 16)])
+def test_tiled_gemm_odd_sizes(m: int, n: int, k: int) -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    program = program_for("ik,kj->ij", [a, b], "float64")
+    gpu = G.gpu_kernels(program, tiled="always")[0]
+    assert gpu.schedule.template == "tiled" and gpu.schedule.shared == ("As", "Bs")
+    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), a @ b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("kb,kja->jba", [(5, 3), (5, 9, 7)]),  # transposed operands, batch in z
+    ("abcd,dbef->aecf", [(3, 4, 5, 6), (6, 4, 3, 2)]),  # permuted 4-D
+    ("abcdef,cdgh->abghef", [(2, 3, 4, 2, 2, 3), (4, 2, 3, 5)]),  # 6-D
+])
+@pytest.mark.parametrize("tiled", ["never", "always"])
+def test_permuted_contractions(equation: str, shapes, tiled: str) -> None:
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(s).astype("float32") for s in shapes]
+    program = program_for(equation, arrays, "float32", optimize=False)
+    np.testing.assert_allclose(run_program(program, arrays, tiled=tiled),
+                               np.einsum(equation, *arrays), rtol=2e-4, atol=2e-5)
+
+
+def test_strided_inputs_via_layouts() -> None:
+    rng = np.random.default_rng(4)
+    base_a, base_b = rng.standard_normal((20, 30)), rng.standard_normal((40, 20))
+    a, b = base_a.T, base_b.T  # (30, 20) and (20, 40), column-major views
+    program = program_for("ik,kj->ij", [a, b], "float64")
+    layouts = {"in0": (1, 30), "in1": (1, 20)}
+    for tiled in ("never", "always"):
+        np.testing.assert_allclose(run_program(program, [a, b], layouts, tiled), a @ b,
+                                   rtol=1e-12)
+
+
+def test_grid_stride_loop_when_the_grid_is_too_small(monkeypatch) -> None:
+    monkeypatch.setitem(G.GRID_LIMITS, "x", 2)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 3000))
+    program = program_for("ij->ij", [a], "float64")
+    gpu = G.gpu_kernels(program)[0]
+    assert gpu.schedule.grid[0] == 2
+    assert "b.pass" in G.format_gpu_kernel(gpu)
+    np.testing.assert_allclose(run_program(program, [a]), a)
+
+
+def test_schedule_is_plain_data() -> None:
+    a = np.ones((128, 96), np.float32)
+    b = np.ones((96, 80), np.float32)
+    gpu = G.gpu_kernels(program_for("ik,kj->ij", [a, b], "float32"))[0]
+    data = gpu.schedule.to_json()
+    assert data["template"] == "tiled" and data["block"] == [16, 16, 1]
+    assert data["grid"] == [2, 2, 1] and data["tiles"]["bk"] == 16
+    assert dict(gpu.schedule.bindings) == {"c": "x", "a": "y"}
+    text = G.format_gpu_kernel(gpu)
+    assert "allocate shared As" in text and "barrier" in text
