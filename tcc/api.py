@@ -489,8 +489,25 @@ class Kernel:
         if out is None:
             result = plan(checked)
             return result if result.ndim else result[()]
-        return _einsum_slow(self.subscripts, tuple(checked), out, None, "K", "safe",
-                            self._optimize, self._memory_limit, self.options, None)
+        return self._into(checked, out)
+
+    def _into(self, arrays: list[np.ndarray], out: np.ndarray) -> np.ndarray:
+        """``out=``: a variant compiled for out's layout and dtype, cached like the others."""
+        out = _check_out(out, self.parsed, self.compute_dtype, "safe")
+        target = out
+        if element_strides(out) is None or any(np.may_share_memory(out, a) for a in arrays):
+            target = np.empty(out.shape, out.dtype)
+        key = (tuple(a.strides for a in arrays), target.strides, target.dtype)
+        plan = self._variants.get(key)
+        if plan is None:
+            plan = EinsumPlan(self.parsed, arrays, self.compute_dtype, target.dtype.name, "C",
+                              self.path, self.options, output_strides=element_strides(target),
+                              dynamic=self._dynamic_labels)
+            self._variants[key] = plan
+        plan.run(arrays, target)
+        if target is not out:
+            out[...] = target
+        return out
 
     @property
     def program(self) -> P.Program:
