@@ -22,6 +22,7 @@ import machine  # noqa: E402
 
 import tcc  # noqa: E402
 from tcc.demo_suite import (  # noqa: E402
+    BLAS_SETTLE_S,
     SUITE,
     blas_description,
     blas_environment_warning,
@@ -72,9 +73,11 @@ def main() -> None:
         got = kernel(*ops)
         want = np.einsum(eq, *ops, optimize=True)
         ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
-        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30)
-        t_np = median_time(lambda o=ops, e=eq: np.einsum(e, *o, optimize=True), 5, slow=30)
-        t_oe = (median_time(lambda o=ops, e=eq: contract(e, *o), 5, slow=30)
+        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30, settle=BLAS_SETTLE_S)
+        t_np = median_time(lambda o=ops, e=eq: np.einsum(e, *o, optimize=True), 5, slow=30,
+                           settle=BLAS_SETTLE_S)
+        t_oe = (median_time(lambda o=ops, e=eq: contract(e, *o), 5, slow=30,
+                            settle=BLAS_SETTLE_S)
                 if contract else float("nan"))
         ratios_oe.append(t_oe / t_tcc)
         ratios_np.append(t_np / t_tcc)
@@ -90,10 +93,11 @@ def main() -> None:
         kernel = tcc.compile(case.equation, *shapes, dtype=case.dtype)
         got, want = kernel(*ops), np.einsum(case.equation, *ops, optimize=True)
         ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
-        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30)
+        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30, settle=BLAS_SETTLE_S)
         t_np = median_time(lambda o=ops, e=case.equation: np.einsum(e, *o, optimize=True), 5,
-                           slow=30)
-        t_oe = (median_time(lambda o=ops, e=case.equation: contract(e, *o), 5, slow=30)
+                           slow=30, settle=BLAS_SETTLE_S)
+        t_oe = (median_time(lambda o=ops, e=case.equation: contract(e, *o), 5, slow=30,
+                            settle=BLAS_SETTLE_S)
                 if contract else float("nan"))
         ratios_oe.append(t_oe / t_tcc)
         ratios_np.append(t_np / t_tcc)

@@ -20,7 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402
 
 import tcc  # noqa: E402
-from tcc.demo_suite import blas_description, blas_environment_warning, median_time  # noqa: E402
+from tcc.demo_suite import (  # noqa: E402
+    BLAS_SETTLE_S,
+    blas_description,
+    blas_environment_warning,
+    median_time,
+)
 
 FORMS = {
     "ik,kj->ij": lambda a, b: a @ b,
@@ -58,8 +63,10 @@ def main() -> None:
                 tol = 1e-3 if dtype == "float32" else 1e-9
                 ok = np.allclose(got, want, rtol=tol, atol=tol * n)
                 repeat = 3 if n >= 2048 else 7
-                t_tcc = median_time(lambda k=kernel, x=a, y=b: k(x, y), repeat, slow=30)
-                t_np = median_time(lambda f=numpy_form, x=a, y=b: f(x, y), repeat, slow=30)
+                t_tcc = median_time(lambda k=kernel, x=a, y=b: k(x, y), repeat, slow=30,
+                                    settle=BLAS_SETTLE_S)
+                t_np = median_time(lambda f=numpy_form, x=a, y=b: f(x, y), repeat, slow=30,
+                                   settle=BLAS_SETTLE_S)
                 flops = 2.0 * n**3
                 ratio = t_np / t_tcc
                 if n >= 1024:

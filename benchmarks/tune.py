@@ -40,12 +40,15 @@ LARGE = ("gemm 2048", "ik,kj->ij", [(2048, 2048), (2048, 2048)])
 
 def interleaved_times(functions, rounds: int = 9, seconds: float = 0.05) -> list[float]:
     """Median per-call time of each function, timed in alternating rounds so that load
-    from other processes hits all of them alike."""
+    from other processes hits all of them alike. Each round waits for the BLAS threads of
+    the previous one to go idle (OpenBLAS workers spin ~0.13 s after a call and would take
+    a core from the next function on a 2-core machine)."""
     for function in functions:
         function()
     samples: list[list[float]] = [[] for _ in functions]
     for _ in range(rounds):
         for k, function in enumerate(functions):
+            time.sleep(BLAS_SETTLE_S)
             calls, start = 0, time.perf_counter()
             while True:
                 function()

@@ -155,14 +155,23 @@ def check(result: object, reference: object, dtype: str) -> bool:
 # -- running ------------------------------------------------------------------------------
 
 
+BLAS_SETTLE_S = 0.3  # OpenBLAS workers spin ~0.13 s after a call before they sleep
+
+
 def median_time(
-    function: Callable[[], object], repeat: int = 5, warmup: int = 1, slow: float = 0.5
+    function: Callable[[], object], repeat: int = 5, warmup: int = 1, slow: float = 0.5,
+    settle: float = 0.0,
 ) -> float:
     """Median wall time of ``repeat`` calls after ``warmup`` calls (time.perf_counter).
 
     A call that takes longer than ``slow`` seconds during warm-up is timed once only (that
-    warm-up call), which keeps slow baselines from dominating a run.
+    warm-up call), which keeps slow baselines from dominating a run. ``settle`` seconds of
+    sleep first let the threads of a BLAS call just made go idle: OpenBLAS's workers keep
+    spinning for a while after each call, and on a 2-core machine they would take a core
+    from whatever is timed next (tcc's threads, or the next BLAS call's).
     """
+    if settle:
+        time.sleep(settle)
     last = 0.0
     for _ in range(max(warmup, 1)):
         start = time.perf_counter()
@@ -243,7 +252,8 @@ def run_case(case: Case, quick: bool = False, repeat: int = 5) -> CaseResult:
         shapes=shapes,
         ok=ok,
         compile_s=compile_s,
-        tcc_s=median_time(lambda: tcc.einsum(case.equation, *operands), repeat),
+        tcc_s=median_time(lambda: tcc.einsum(case.equation, *operands), repeat,
+                          settle=BLAS_SETTLE_S),
         numpy_s=median_time(lambda: np.einsum(case.equation, *operands, optimize=False), repeat),
         numpy_opt_s=median_time(
             lambda: np.einsum(case.equation, *operands, optimize=True), repeat
