@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import opt_einsum  # noqa: E402
 
 import tcc  # noqa: E402
+from tcc.demo_suite import BLAS_SETTLE_S  # noqa: E402
 from tcc.options import default_options  # noqa: E402
 from tcc.tune import tune  # noqa: E402
 from tcc.tune.space import Workload  # noqa: E402
