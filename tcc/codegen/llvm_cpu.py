@@ -78,6 +78,7 @@ class _KernelRenderer:
         self.loop_vars: dict[str, ir.Value] = {}
         self.locals: dict[str, tuple[tuple[ir.Value, ...], str, int]] = {}
         self.threads = threads
+        self.hoisted: list[tuple[ir.Function, ir.Value]] = []
 
     # -- addresses --------------------------------------------------------------------
     def offset(self, index: L.Affine, lookups: tuple[L.Lookup, ...] = ()) -> ir.Value:
@@ -231,14 +232,25 @@ class _KernelRenderer:
             module, ir.FunctionType(ir.VoidType(), [i8p]), "free")
         nbytes = max(stmt.size * DTYPES[stmt.dtype].itemsize, 1)
         nbytes = -(-nbytes // 64) * 64
-        raw = b.call(alloc, [ir.Constant(S.I64, 64), ir.Constant(S.I64, nbytes)])
+        # A local buffer's contents start undefined in every iteration, so one allocation
+        # at function entry serves them all (no allocator call, and no fresh pages to
+        # fault in, inside loops); it is freed when the function returns.
+        with b.goto_block(self.entry):
+            b.position_before(self.entry.terminator)
+            raw = b.call(alloc, [ir.Constant(S.I64, 64), ir.Constant(S.I64, nbytes)])
+            pointer = b.bitcast(raw, _pointer_type(stmt.dtype))
+        self.hoisted.append((free, raw))
         outer = (self.pointers.get(stmt.name), self.dtypes.get(stmt.name))
-        self.pointers[stmt.name] = b.bitcast(raw, _pointer_type(stmt.dtype))
+        self.pointers[stmt.name] = pointer
         self.dtypes[stmt.name] = stmt.dtype
         for child in stmt.body:
             self.statement(child)
-        b.call(free, [raw])
         self.pointers[stmt.name], self.dtypes[stmt.name] = outer  # type: ignore[assignment]
+
+    def release(self) -> None:
+        """Free the local buffers (call right before the function returns)."""
+        for free, raw in self.hoisted:
+            self.builder.call(free, [raw])
 
     def parallel_loop(self, stmt: L.For) -> None:
         """Outline the loop body into ``void body(i8* ctx, i64 begin, i64 end)``; the
@@ -281,6 +293,7 @@ class _KernelRenderer:
             renderer.loop_vars[stmt.var] = index
             for child in stmt.body:
                 renderer.statement(child)
+        renderer.release()
         inner.ret_void()
         runner = parallel.parallel_for(module, self.threads)
         trip_count = self.trip_count(stmt)
@@ -325,6 +338,7 @@ def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1) -> ir.F
     renderer.loop_vars.update({f"${n}": a for n, a in zip(kernel.size_params, sizes, strict=True)})
     for stmt in kernel.body:
         renderer.statement(stmt)
+    renderer.release()
     builder.ret(ir.Constant(S.I32, 0))
     return function
 

@@ -22,6 +22,7 @@ along C's contiguous dimension.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -156,11 +157,19 @@ def analyze(
         a, b, m, n = b, a, n, m
     c = stmt.target
 
-    def by_stride(group: tuple[str, ...], tensor: str) -> tuple[str, ...]:
+    # traffic: A and B are packed about once; C is read and written once per K block
+    k_blocks = -(-math.prod(sizes[i] for i in k) // 256)
+    traffic = {a: math.prod(program.tensor(a).shape), b: math.prod(program.tensor(b).shape),
+               c: math.prod(program.tensor(c).shape) * 2 * k_blocks}
+
+    def by_stride(group: tuple[str, ...], *tensors: str) -> tuple[str, ...]:
+        """Flatten a group in the order of the tensor that moves most data through it, so
+        that tensor is read (packed) or written along its contiguous axis."""
+        tensor = max(tensors, key=lambda t: traffic[t])
         return tuple(sorted(group, key=lambda i: -abs(coefs[tensor].get(i, 0))))
 
-    return GettShape(a, b, c, by_stride(batch, c), by_stride(m, c), by_stride(n, c),
-                     by_stride(k, a), dict(sizes), coefs, scale)
+    return GettShape(a, b, c, by_stride(batch, a, b, c), by_stride(m, a, c),
+                     by_stride(n, b, c), by_stride(k, a, b), dict(sizes), coefs, scale)
 
 
 def _factors(expr: P.Expr) -> list[P.Expr] | None:
