@@ -19,7 +19,7 @@ CASES = [
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 @pytest.mark.parametrize("eq,shapes", CASES, ids=[c[0] for c in CASES])
 def test_parallel_generic_nests(eq, shapes, threads, monkeypatch):
-    monkeypatch.setattr("tcc.passes.pipeline.PARALLEL_MIN_ITERATIONS", 1 << 16)
+    monkeypatch.setattr("tcc.passes.pipeline.PARALLEL_MIN_ITERATIONS", 1 << 15)
     rng = np.random.default_rng(0)
     ops = [rng.standard_normal(s) for s in shapes]
     options = default_options().with_(num_threads=threads)

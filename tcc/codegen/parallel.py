@@ -1,10 +1,9 @@
 """The parallel runtime, generated as LLVM IR into every module that needs it.
 
-``parallel_for(body, context, n, threads)`` splits ``0..n`` into ``threads`` contiguous
-chunks, runs chunk 0 on the calling thread and the rest on POSIX threads, and joins them.
-It needs nothing but libc/pthread: no Python, in the JIT and in exported libraries alike.
-A thread that cannot be started runs its chunk on the caller, so the result never depends
-on it. Each body has the type ``void (i8* context, i64 begin, i64 end)``.
+``parallel_for(body, context, n, threads)`` splits ``0..n`` into contiguous chunks, one per
+thread: the caller and the workers of a pool of POSIX threads that the module starts on
+first use and keeps. It needs nothing but libc/pthread: no Python, in the JIT and in
+exported libraries alike. Each body has the type ``void (i8* context, i64 begin, i64 end)``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from tcc.codegen import scalar as S
 
 I8P = ir.PointerType(S.I8)
 BODY_TYPE = ir.FunctionType(ir.VoidType(), [I8P, S.I64, S.I64])
-_TASK = ir.ArrayType(S.I64, 4)  # body, context, begin, end
 
 
 def _external(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
@@ -23,79 +21,235 @@ def _external(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Functio
     return existing if existing is not None else ir.Function(module, fnty, name)
 
 
-def _worker(module: ir.Module) -> ir.Function:
-    name = "tcc.parallel.worker"
+# -- a pool of worker threads per module (started on first use, then reused) ------------
+#
+# Workers poll briefly, then sleep on a condition variable between regions. Shared state
+# is accessed atomically (its address never escapes, so plain loads could be hoisted out
+# of the waiting loops); the mutex only guards sleeping and waking. A region: the caller
+# publishes (body, context, n, parts), bumps the generation and wakes sleepers; worker w
+# runs chunk w and counts itself off; the caller runs chunk 0 and waits for the count.
+# A worker that cannot be started
+# leaves its chunk to fewer, larger chunks, so results never depend on it. Regions are
+# serialized by a second mutex. After fork() the child starts a new pool.
+
+_SYNC = ir.ArrayType(S.I8, 64)  # room for pthread_mutex_t (40 B) / pthread_cond_t (48 B)
+_STATE = ("gen", "pending", "fn", "ctx", "n", "parts", "size")
+
+
+def _pool_globals(module: ir.Module) -> dict[str, ir.GlobalVariable]:
+    found = {}
+    for name in ("mutex", "work", "done", "region"):
+        key = f"tcc.pool.{name}"
+        g = module.globals.get(key)
+        if g is None:
+            g = ir.GlobalVariable(module, _SYNC, key)
+            g.linkage = "internal"
+            g.initializer = ir.Constant(_SYNC, None)  # zero: the static initializers
+            g.align = 64
+        found[name] = g
+    for name in (*_STATE, "pid"):
+        key = f"tcc.pool.{name}"
+        g = module.globals.get(key)
+        if g is None:
+            g = ir.GlobalVariable(module, S.I64, key)
+            g.linkage = "internal"
+            g.initializer = ir.Constant(S.I64, 0)
+            g.align = 8
+        found[name] = g
+    return found
+
+
+class _Calls:
+    """The libc/pthread functions the pool calls, declared once per module."""
+
+    def __init__(self, module: ir.Module) -> None:
+        i32 = ir.IntType(32)
+        self.lock = _external(module, "pthread_mutex_lock", ir.FunctionType(i32, [I8P]))
+        self.unlock = _external(module, "pthread_mutex_unlock", ir.FunctionType(i32, [I8P]))
+        self.wait = _external(module, "pthread_cond_wait", ir.FunctionType(i32, [I8P, I8P]))
+        self.broadcast = _external(module, "pthread_cond_broadcast",
+                                   ir.FunctionType(i32, [I8P]))
+        self.signal = _external(module, "pthread_cond_signal", ir.FunctionType(i32, [I8P]))
+        self.create = _external(module, "pthread_create", ir.FunctionType(
+            i32, [ir.PointerType(S.I64), I8P, ir.PointerType(ir.FunctionType(I8P, [I8P])),
+                  I8P]))
+        self.detach = _external(module, "pthread_detach", ir.FunctionType(i32, [S.I64]))
+        self.getpid = _external(module, "getpid", ir.FunctionType(i32, []))
+
+
+def _get(b: ir.IRBuilder, g: ir.GlobalVariable) -> ir.Value:
+    return b.load_atomic(g, "seq_cst", 8)
+
+
+def _set(b: ir.IRBuilder, g: ir.GlobalVariable, value: ir.Value) -> None:
+    b.store_atomic(value, g, "seq_cst", 8)
+
+
+def _ptr(b: ir.IRBuilder, g: ir.GlobalVariable) -> ir.Value:
+    return b.bitcast(g, I8P)
+
+
+SPIN = 4000  # ~10-50 us of polling before a thread sleeps: back-to-back regions skip the
+# kernel's wake-up latency, and an idle pool still sleeps almost at once
+
+
+def _pause(b: ir.IRBuilder) -> None:
+    module = b.module
+    if not str(module.triple).startswith("x86_64"):
+        return
+    fn = module.globals.get("llvm.x86.sse2.pause") or ir.Function(
+        module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+    b.call(fn, [])
+
+
+def _spin_until(b: ir.IRBuilder, ready, name: str) -> None:
+    """Poll ``ready()`` (an i1 from atomic loads) up to SPIN times, without any lock."""
+    fn = b.function
+    head, pause, done = (fn.append_basic_block(f"{name}.{x}") for x in ("spin", "pause", "done"))
+    before = b.block
+    b.branch(head)
+    b.position_at_end(head)
+    count = b.phi(S.I64)
+    count.add_incoming(ir.Constant(S.I64, 0), before)
+    more = b.and_(b.not_(ready()), b.icmp_signed("<", count, ir.Constant(S.I64, SPIN)))
+    b.cbranch(more, pause, done)
+    b.position_at_end(pause)
+    _pause(b)
+    count.add_incoming(b.add(count, ir.Constant(S.I64, 1)), pause)
+    b.branch(head)
+    b.position_at_end(done)
+
+
+def _chunk(b: ir.IRBuilder, w: ir.Value, parts: ir.Value, n: ir.Value):
+    """[begin, end) of chunk w of 0..n split into ``parts`` contiguous chunks."""
+    size = b.sdiv(b.add(n, b.sub(parts, ir.Constant(S.I64, 1))), parts)
+    begin = b.mul(w, size)
+    end = b.add(begin, size)
+    end = b.select(b.icmp_signed(">", end, n), n, end)
+    return begin, end
+
+
+def _pool_worker(module: ir.Module) -> ir.Function:
+    """Worker w: wait for a new generation (polling, then sleeping), run chunk w, report."""
+    name = "tcc.pool.worker"
     if name in module.globals:
         return module.globals[name]
+    g, c = _pool_globals(module), _Calls(module)
     fn = ir.Function(module, ir.FunctionType(I8P, [I8P]), name)
     fn.linkage = "internal"
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    fields = b.bitcast(fn.args[0], ir.PointerType(S.I64))
-    values = [b.load(b.gep(fields, [ir.Constant(S.I64, k)], source_etype=S.I64), typ=S.I64)
-              for k in range(4)]
-    body = b.inttoptr(values[0], ir.PointerType(BODY_TYPE))
-    b.call(body, [b.inttoptr(values[1], I8P), values[2], values[3]])
-    b.ret(ir.Constant(I8P, None))
+    entry, wait, check, sleep, run = (fn.append_basic_block(x) for x in
+                                      ("entry", "wait", "check", "sleep", "run"))
+    b = ir.IRBuilder(entry)
+    arg = b.ptrtoint(fn.args[0], S.I64)
+    w = b.and_(arg, ir.Constant(S.I64, 0xFFFF))
+    seen = b.alloca(S.I64)
+    b.store(b.lshr(arg, ir.Constant(S.I64, 16)), seen)  # the generation at creation
+    b.branch(wait)
+
+    b.position_at_end(wait)  # no lock held: poll, then sleep on the condition variable
+    last = b.load(seen)
+    _spin_until(b, lambda: b.icmp_signed("!=", _get(b, g["gen"]), last), "worker")
+    fresh = b.icmp_signed("!=", _get(b, g["gen"]), last)
+    locked = b.block
+    b.cbranch(fresh, run, check)
+    b.position_at_end(check)
+    b.call(c.lock, [_ptr(b, g["mutex"])])
+    b.branch(sleep)
+    b.position_at_end(sleep)
+    idle = b.icmp_signed("==", _get(b, g["gen"]), last)
+    with b.if_then(idle):
+        b.call(c.wait, [_ptr(b, g["work"]), _ptr(b, g["mutex"])])
+    still = b.icmp_signed("==", _get(b, g["gen"]), last)
+    with b.if_then(b.not_(still)):
+        b.call(c.unlock, [_ptr(b, g["mutex"])])
+    b.cbranch(still, sleep, run)
+    del locked
+
+    b.position_at_end(run)  # the task was published before the generation changed
+    b.store(_get(b, g["gen"]), seen)
+    body = b.inttoptr(_get(b, g["fn"]), ir.PointerType(BODY_TYPE))
+    ctx = b.inttoptr(_get(b, g["ctx"]), I8P)
+    n, parts = _get(b, g["n"]), _get(b, g["parts"])
+    with b.if_then(b.icmp_signed("<", w, parts)):
+        begin, end = _chunk(b, w, parts, n)
+        with b.if_then(b.icmp_signed("<", begin, end)):
+            b.call(body, [ctx, begin, end])
+    before = b.atomic_rmw("sub", g["pending"], ir.Constant(S.I64, 1), "seq_cst")
+    with b.if_then(b.icmp_signed("==", before, ir.Constant(S.I64, 1))):  # the last one
+        b.call(c.lock, [_ptr(b, g["mutex"])])
+        b.call(c.signal, [_ptr(b, g["done"])])
+        b.call(c.unlock, [_ptr(b, g["mutex"])])
+    b.branch(wait)
     return fn
 
 
 def parallel_for(module: ir.Module, threads: int) -> ir.Function:
-    """``void tcc.parallel.for.T(body*, i8* ctx, i64 n)`` for a fixed thread count T."""
+    """``void tcc.parallel.for.T(body*, i8* ctx, i64 n)``: run ``body`` over 0..n on up
+    to T threads of this module's pool (the caller is one of them)."""
     name = f"tcc.parallel.for.{threads}"
     if name in module.globals:
         return module.globals[name]
+    g, c = _pool_globals(module), _Calls(module)
+    worker = _pool_worker(module)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(),
                                              [ir.PointerType(BODY_TYPE), I8P, S.I64]), name)
     fn.linkage = "internal"
     body_fn, ctx, n = fn.args
-    create = _external(module, "pthread_create", ir.FunctionType(
-        ir.IntType(32), [ir.PointerType(S.I64), I8P, ir.PointerType(ir.FunctionType(I8P, [I8P])),
-                         I8P]))
-    join = _external(module, "pthread_join",
-                     ir.FunctionType(ir.IntType(32), [S.I64, ir.PointerType(I8P)]))
-    worker = _worker(module)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    tasks = b.alloca(_TASK, size=ir.Constant(S.I64, threads))
-    handles = b.alloca(S.I64, size=ir.Constant(S.I64, threads))
-    started = b.alloca(ir.IntType(1), size=ir.Constant(S.I64, threads))
-    t_const = ir.Constant(S.I64, threads)
-    chunk = b.sdiv(b.add(n, ir.Constant(S.I64, threads - 1)), t_const)
+    entry, alone, region, grow, start, published, waiting, sleep, finished = (
+        fn.append_basic_block(x) for x in ("entry", "alone", "region", "grow", "start",
+                                           "published", "waiting", "sleep", "finished"))
+    one, zero = ir.Constant(S.I64, 1), ir.Constant(S.I64, 0)
+    b = ir.IRBuilder(entry)
+    b.cbranch(b.icmp_signed("<=", n, one), alone, region)
+    b.position_at_end(alone)
+    b.call(body_fn, [ctx, zero, n])
+    b.ret_void()
 
-    def bounds(t: ir.Value) -> tuple[ir.Value, ir.Value]:
-        begin = b.mul(t, chunk)
-        end = b.add(begin, chunk)
-        too_far = b.icmp_signed(">", end, n)
-        return begin, b.select(too_far, n, end)
+    b.position_at_end(region)
+    b.call(c.lock, [_ptr(b, g["region"])])
+    b.call(c.lock, [_ptr(b, g["mutex"])])
+    pid = b.sext(b.call(c.getpid, []), S.I64)
+    with b.if_then(b.icmp_signed("!=", pid, _get(b, g["pid"]))):  # first use, or a fork
+        _set(b, g["size"], zero)
+        _set(b, g["pid"], pid)
+    b.branch(grow)
+    b.position_at_end(grow)  # start workers until the pool has threads - 1
+    size = _get(b, g["size"])
+    b.cbranch(b.icmp_signed("<", size, ir.Constant(S.I64, threads - 1)), start, published)
+    b.position_at_end(start)
+    handle = b.alloca(S.I64)
+    w = b.add(size, one)
+    tag = b.or_(w, b.shl(_get(b, g["gen"]), ir.Constant(S.I64, 16)))
+    status = b.call(c.create, [handle, ir.Constant(I8P, None), worker, b.inttoptr(tag, I8P)])
+    ok = b.icmp_signed("==", status, ir.Constant(ir.IntType(32), 0))
+    with b.if_then(ok):
+        b.call(c.detach, [b.load(handle)])
+        _set(b, g["size"], w)
+    b.cbranch(ok, grow, published)
 
-    zero = ir.Constant(S.I64, 0)
-    body_int = b.ptrtoint(body_fn, S.I64)
-    ctx_int = b.ptrtoint(ctx, S.I64)
-    # start threads 1..T-1 (a chunk that is empty or fails to start runs inline)
-    for t in range(1, threads):
-        t_val = ir.Constant(S.I64, t)
-        begin, end = bounds(t_val)
-        task = b.gep(tasks, [t_val], source_etype=_TASK)
-        slots = b.bitcast(task, ir.PointerType(S.I64))
-        for k, value in enumerate((body_int, ctx_int, begin, end)):
-            b.store(value, b.gep(slots, [ir.Constant(S.I64, k)], source_etype=S.I64))
-        flag = b.gep(started, [t_val], source_etype=ir.IntType(1))
-        b.store(ir.Constant(ir.IntType(1), 0), flag)
-        nonempty = b.icmp_signed("<", begin, end)
-        with b.if_then(nonempty):
-            handle = b.gep(handles, [t_val], source_etype=S.I64)
-            status = b.call(create, [handle, ir.Constant(I8P, None), worker,
-                                     b.bitcast(task, I8P)])
-            ok = b.icmp_signed("==", status, ir.Constant(ir.IntType(32), 0))
-            b.store(ok, flag)
-            with b.if_then(b.not_(ok)):
-                b.call(body_fn, [ctx, begin, end])
-    begin0, end0 = bounds(zero)
-    b.call(body_fn, [ctx, begin0, end0])
-    for t in range(1, threads):
-        t_val = ir.Constant(S.I64, t)
-        flag = b.load(b.gep(started, [t_val], source_etype=ir.IntType(1)), typ=ir.IntType(1))
-        with b.if_then(flag):
-            handle = b.load(b.gep(handles, [t_val], source_etype=S.I64), typ=S.I64)
-            b.call(join, [handle, ir.Constant(ir.PointerType(I8P), None)])
+    b.position_at_end(published)
+    workers = _get(b, g["size"])
+    parts = b.add(workers, one)
+    _set(b, g["fn"], b.ptrtoint(body_fn, S.I64))
+    _set(b, g["ctx"], b.ptrtoint(ctx, S.I64))
+    _set(b, g["n"], n)
+    _set(b, g["parts"], parts)
+    _set(b, g["pending"], workers)
+    _set(b, g["gen"], b.add(_get(b, g["gen"]), one))
+    b.call(c.broadcast, [_ptr(b, g["work"])])
+    b.call(c.unlock, [_ptr(b, g["mutex"])])
+    begin, end = _chunk(b, zero, parts, n)
+    b.call(body_fn, [ctx, begin, end])
+    _spin_until(b, lambda: b.icmp_signed("==", _get(b, g["pending"]), zero), "caller")
+    b.call(c.lock, [_ptr(b, g["mutex"])])
+    b.branch(waiting)
+    b.position_at_end(waiting)
+    b.cbranch(b.icmp_signed(">", _get(b, g["pending"]), zero), sleep, finished)
+    b.position_at_end(sleep)
+    b.call(c.wait, [_ptr(b, g["done"]), _ptr(b, g["mutex"])])
+    b.branch(waiting)
+    b.position_at_end(finished)
+    b.call(c.unlock, [_ptr(b, g["mutex"])])
+    b.call(c.unlock, [_ptr(b, g["region"])])
     b.ret_void()
     return fn

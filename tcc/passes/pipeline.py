@@ -22,10 +22,10 @@ from tcc.passes.schedule.gett import (
 )
 
 GETT_MIN_FLOPS = 2 * 48**3  # below this, packing costs more than it saves
-PARALLEL_MIN_FLOPS = 2 * 256**3  # below this, one thread beats starting more (~50 us each)
+PARALLEL_MIN_FLOPS = 2 * 128**3  # below this, one thread beats waking the pool
 
 
-PARALLEL_MIN_ITERATIONS = 1 << 19  # loop-nest work worth starting threads for
+PARALLEL_MIN_ITERATIONS = 1 << 17  # loop-nest work worth waking the pool for
 
 
 def _iterations(body: tuple[L.Stmt, ...]) -> int:
