@@ -231,43 +231,40 @@ class _Builder:
 
     # -- pieces -----------------------------------------------------------------------
     def pack_b(self, bt: Aff, jc: Aff, pc: Aff) -> L.Stmt:
-        p, s = self.p, self.s
-        n_left = s.extent(s.n) - jc * p.nc
-        k_left = s.extent(s.k) - pc * p.kc
-        n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
-        k_flat = pc * p.kc + Aff.var("k")
-        index, lookups = self.address(s.b, [(s.batch, bt), (s.k, k_flat), (s.n, n_flat)])
-        store = L.Store("Bp", Aff.of({"jr": self.b_panel, "k": p.nr, "j": 1}),
-                        L.Load(s.b, index, 1, lookups))
-        n_bound = n_left - Aff.var("jr", p.nr)
-        n_stride = abs(s.coefs[s.b].get(s.n[-1], 0))
-        k_stride = abs(s.coefs[s.b].get(s.k[-1], 0))
-        if k_stride < n_stride:  # read B along K: k innermost
-            inner = L.For("j", p.nr, (L.For("k", p.kc, (store,), bound=k_left),), bound=n_bound)
-        else:
-            inner = L.For("k", p.kc, (L.For("j", p.nr, (store,), bound=n_bound),), bound=k_left)
-        return L.For("jr", self.panels_n, (inner,), kind=self.inner_kind, bound=n_left,
-                     bound_step=p.nr)
+        s = self.s
+        return self._pack("Bp", s.b, s.n, jc, pc, bt, ("jr", "j", self.p.nr, self.p.nc),
+                          self.panels_n, self.b_panel, self.inner_kind)
 
     def pack_a(self, bt: Aff, ic: Aff, pc: Aff) -> L.Stmt:
+        s = self.s
+        return self._pack("Ap", s.a, s.m, ic, pc, bt, ("ir", "i", self.p.mr, self.p.mc),
+                          self.panels_m, self.a_panel, "serial")
+
+    def _pack(self, name: str, tensor: str, group: tuple[str, ...], block: Aff, pc: Aff,
+              bt: Aff, tile: tuple[str, str, int, int], panels: int, panel: int,
+              kind: str) -> L.Stmt:
+        """Copy a (block of ``group``) x (KC) slice of ``tensor`` into ``name`` as panels
+        of ``width`` along ``group``: ``name[panel][k][lane]``, read along whichever of the
+        two axes is contiguous in the tensor."""
         p, s = self.p, self.s
-        m_left = s.extent(s.m) - ic * p.mc
+        panel_var, lane_var, width, block_size = tile
+        left = s.extent(group) - block * block_size
         k_left = s.extent(s.k) - pc * p.kc
-        m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
-        k_flat = pc * p.kc + Aff.var("k")
-        index, lookups = self.address(s.a, [(s.batch, bt), (s.m, m_flat), (s.k, k_flat)])
-        store = L.Store("Ap", Aff.of({"ir": self.a_panel, "k": p.mr, "i": 1}),
-                        L.Load(s.a, index, 1, lookups))
-        m_bound = m_left - Aff.var("ir", p.mr)
-        m_stride = abs(s.coefs[s.a].get(s.m[-1], 0))
-        k_stride = abs(s.coefs[s.a].get(s.k[-1], 0))
-        if k_stride < m_stride:  # read A along K: k innermost
-            k_loop = L.For("k", p.kc, (store,), bound=k_left)
-            inner = L.For("i", p.mr, (k_loop,), bound=m_bound)
+        flat = block * block_size + Aff.var(panel_var, width) + Aff.var(lane_var)
+        parts = [(s.batch, bt), (group, flat), (s.k, pc * p.kc + Aff.var("k"))]
+        index, lookups = self.address(tensor, parts)
+        store = L.Store(name, Aff.of({panel_var: panel, "k": width, lane_var: 1}),
+                        L.Load(tensor, index, 1, lookups))
+        lane_bound = left - Aff.var(panel_var, width)
+        group_stride = abs(s.coefs[tensor].get(group[-1], 0))
+        k_stride = abs(s.coefs[tensor].get(s.k[-1], 0))
+        if k_stride < group_stride:  # read along K: k innermost
+            inner = L.For(lane_var, width, (L.For("k", p.kc, (store,), bound=k_left),),
+                          bound=lane_bound)
         else:
-            i_loop = L.For("i", p.mr, (store,), bound=m_bound)
-            inner = L.For("k", p.kc, (i_loop,), bound=k_left)
-        return L.For("ir", self.panels_m, (inner,), bound=m_left, bound_step=p.mr)
+            inner = L.For("k", p.kc, (L.For(lane_var, width, (store,), bound=lane_bound),),
+                          bound=k_left)
+        return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
 
     def micro_kernel(self, bt: Aff, ic: Aff, jc: Aff, pc: Aff, first: bool) -> tuple:
         p, s, dt = self.p, self.s, self.dtype
