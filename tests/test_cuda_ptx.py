@@ -11,11 +11,11 @@ import pytest
 from corpus import CORPUS
 
 import tcc
-from tcc.api import _parse
 from tcc.errors import BackendUnavailableError, TccError
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.passes.paths import choose_path
+from tcc.plan import parse_operands as _parse
 from tcc.runtime.cuda import GpuTarget, cuda_available, render_cuda_program
 
 no_gpu = pytest.mark.skipif(cuda_available(), reason="a usable CUDA GPU is present")

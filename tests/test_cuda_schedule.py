@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from corpus import CORPUS, tolerance
 
-from tcc.api import _parse
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import loops as L
 from tcc.passes.paths import choose_path
 from tcc.passes.schedule import gpu as G
+from tcc.plan import parse_operands as _parse
 
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
            "max": np.maximum, "min": np.minimum}

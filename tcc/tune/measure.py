@@ -121,7 +121,7 @@ class _WorkerState:
         return apply_config(base, config)
 
     def measure(self, config: Config, fault: str | None) -> Measurement:
-        from tcc.api import Kernel
+        from tcc.kernel import Kernel
 
         w = self.workload
         started = time.perf_counter()
