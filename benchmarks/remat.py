@@ -5,7 +5,9 @@ f in {0.9, 0.8}, with 2 CP-SAT workers each, checks every schedule with the simu
 prints one row per (graph, f, method). ``--long`` gives every graph 300 s (the reference
 for the large graphs).
 
-    python benchmarks/remat.py [--graphs-dir ../shared/remat-graphs] [--long]
+    PYTHONPATH=. python benchmarks/remat.py [--graphs-dir ../shared/remat-graphs] [--long]
+
+(``PYTHONPATH=.``: a copy of tcc installed in site-packages would shadow this checkout.)
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="300 s per graph (reference)")
     parser.add_argument("--only", nargs="*", help="graph names to run")
     parser.add_argument("--methods", nargs="*", default=["cpsat", "milp"])
+    parser.add_argument("--fractions", nargs="*", type=float, default=[0.9, 0.8])
+    parser.add_argument("--limit", type=float, help="seconds per run (overrides --long)")
     args = parser.parse_args()
     header = (f"{'graph':24s} {'n':>5s} {'f':>4s} {'budget':>14s} {'lower bound':>14s} "
               f"{'method':6s} {'TDI %':>7s} {'status':11s} {'time s':>7s} {'pk/B':>6s} "
@@ -64,7 +68,8 @@ def main() -> None:
     for name in args.only or SMALL + LARGE:
         graph = load_benchmark_graph(Path(args.graphs_dir) / f"{name}.json")
         limit = 300.0 if args.long else (10.0 if name in SMALL else 5.0)
-        for fraction in (0.9, 0.8):
+        limit = args.limit or limit
+        for fraction in args.fractions:
             for method in args.methods:
                 if method == "milp" and graph.n > MILP_MAX_NODES:
                     continue

@@ -173,3 +173,26 @@ def test_vgg16_at_0_8_is_infeasible_fast() -> None:
     g = load("vgg16_b256_train")
     with pytest.raises(MemoryBudgetError, match=f"at least {lower_bound(g)} bytes"):
         solve(g, budget_fraction=0.8)
+
+
+def test_repair_fits_where_pinning_gets_stuck() -> None:
+    from tcc.passes.remat.heuristic import eviction_schedule, sequence_to_schedule
+    from tcc.passes.remat.plan import events_from_computes
+    from tcc.passes.remat.repair import repair_sequence
+
+    g = load("random_layered_n250")
+    budget = math.ceil(0.8 * peak_memory_in_order(g))
+    assert all(eviction_schedule(g, budget, p) is None for p in ("balanced", "belady", "cheap"))
+    seq = repair_sequence(g, budget)
+    assert seq is not None
+    result = simulate(g, events_from_computes(g, seq), budget)
+    assert result.peak <= budget and result.overhead < 0.1
+    assert [v for v, _ in sequence_to_schedule(seq)] == seq
+
+
+def test_repair_on_the_skip_chain_recomputes_the_source() -> None:
+    from tcc.passes.remat.repair import repair_sequence
+
+    g = graph_of([1, 5, 5, 5, 5, 5], [5, 10, 10, 10, 10, 1],
+                 [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (0, 5)])
+    assert repair_sequence(g, 20) == [0, 1, 2, 3, 4, 0, 5]

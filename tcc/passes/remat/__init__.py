@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 METHODS = ("cpsat", "heuristic", "milp")
+LARGE_MODEL_NODES = 600
 
 
 def parse_budget(budget: int | float | str) -> int:
@@ -121,6 +122,8 @@ def solve(
         return _plan(g, bytes_, list(range(g.n)), "optimal", method, began, g.total_cost,
                      {"keep_all": True})
     heuristic_time = min(2.0, 0.15 * time_limit) if method != "heuristic" else 0.5
+    if method == "cpsat" and g.n > LARGE_MODEL_NODES:  # the model would not build in time:
+        heuristic_time = 0.6 * time_limit  # randomized repair restarts are worth more
     schedule = best_heuristic_schedule(g, bytes_, time_limit=heuristic_time, seed=seed)
     if method == "heuristic":
         if schedule is None:

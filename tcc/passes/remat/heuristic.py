@@ -10,8 +10,9 @@ be pinned, and must free more bytes than it pins; among those a policy chooses:
 * ``cheap``:    the cheapest to recompute per net byte freed;
 * ``balanced``: the largest ``net bytes * distance / (cost + mean cost)``.
 
-Every policy is tried and the cheapest feasible schedule wins. O(n * live) per eviction:
-well under a second for ``n = 1000``.
+Every policy is tried, and so is the repair search of :mod:`repair` (it finds schedules at
+budgets where pinning gets stuck), with randomized restarts while the time slice lasts; the
+cheapest feasible schedule wins. O(n * live) per eviction: well under a second at n = 1000.
 """
 
 from __future__ import annotations
@@ -173,6 +174,22 @@ def schedule_cost(graph: RematGraph, schedule: Schedule) -> float:
     return sum(graph.costs[v] for v, _ in schedule)
 
 
+def sequence_to_schedule(seq: list[int]) -> Schedule:
+    """Stages for a compute sequence: a compute belongs to the next main compute."""
+    seen: set[int] = set()
+    stages = [0] * len(seq)
+    nxt = -1
+    first = []
+    for v in seq:
+        first.append(v not in seen)
+        seen.add(v)
+    for k in reversed(range(len(seq))):
+        if first[k]:
+            nxt = seq[k]
+        stages[k] = nxt
+    return list(zip(seq, stages, strict=True))
+
+
 def best_heuristic_schedule(
     graph: RematGraph, budget: int, policies: tuple[str, ...] = POLICIES, *,
     time_limit: float = 1.0, seed: int = 0,
@@ -197,12 +214,22 @@ def best_heuristic_schedule(
         ):
             best = schedule
 
+    from tcc.passes.remat.repair import repair_sequence
+
+    def repaired(rng_: random.Random | None, spread: float, until: float) -> Schedule | None:
+        seq = repair_sequence(graph, budget, rng=rng_, spread=spread, deadline=until)
+        return None if seq is None else sequence_to_schedule(seq)
+
+    consider(repaired(None, 1.0, deadline + time_limit))  # the first one may overrun
     for policy in policies:
         consider(eviction_schedule(graph, budget, policy))
     tries = 0
     while time.perf_counter() < deadline and tries < 200:
         tries += 1
-        consider(eviction_schedule(graph, budget, policies[tries % len(policies)], rng))
+        if tries % 2:
+            consider(repaired(rng, 1.0 + tries % 4 / 3, deadline))
+        else:
+            consider(eviction_schedule(graph, budget, policies[tries % len(policies)], rng))
     for step in range(1, 12):
         if best is not None or time.perf_counter() > deadline + time_limit:
             break
