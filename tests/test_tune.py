@@ -12,6 +12,7 @@ from tcc.options import Options
 from tcc.tune import Database, tune
 from tcc.tune.database import host_target_key, lookup, target_key, tcc_version
 from tcc.tune.space import Workload
+from tcc.tune.tuner import CONFIRM_ROUNDS
 
 EQ = "ik,kj->ij"
 SHAPES = ((64, 48), (48, 80))  # above GETT's size threshold, compiles in well under 1 s
@@ -34,10 +35,10 @@ def test_tune_end_to_end(tuned):
     assert "GFLOP/s" in str(result) and "speedup" in str(result)
     with Database(result.db_path) as db:
         trials = db.trials()
-    # the default, five candidates, then the default and the top three once more
-    assert len(trials) == 10
+    # the default, five candidates, then the default and the top three in each confirm round
+    assert len(trials) == 6 + 4 * CONFIRM_ROUNDS
     assert {t.status for t in trials} == {"ok"}
-    assert sum(t.params == "{}" for t in trials) == 2
+    assert sum(t.params == "{}" for t in trials) == 1 + CONFIRM_ROUNDS
 
 
 def test_compile_applies_the_best_record(tuned):

@@ -11,6 +11,7 @@ import pytest
 from tcc.tune.model import RidgeModel
 from tcc.tune.search import make_strategy
 from tcc.tune.space import MAX_ACCUMULATORS, SearchSpace, Workload, config_key
+from tcc.tune.tuner import CONFIRM_ROUNDS
 
 
 def space(eq="ik,kj->ij", shapes=((256, 512), (512, 384)), threads=2) -> SearchSpace:
@@ -126,8 +127,9 @@ def test_cli_tune_resume_and_records(tmp_path, capsys, monkeypatch):
         assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "ab,bc->ac|64x48;48x80|float32" in out
-    # the default, two candidates, then the default and the top two once more
-    assert "exported 6 trials" in out and "imported 6 new trials" in out
+    # the default, two candidates, then the default and the top two in each confirm round
+    stored = 3 + 3 * CONFIRM_ROUNDS
+    assert f"exported {stored} trials" in out and f"imported {stored} new trials" in out
     assert "removed" in out
 
 

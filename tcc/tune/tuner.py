@@ -298,17 +298,22 @@ def tune(
     return result
 
 
+CONFIRM_ROUNDS = 3
+
+
 def _confirm(measurer: Measurer, record, result: TuneResult, count: int) -> None:
-    """Measure the top ``count`` configs of this run and the default once more: on a shared
-    machine a single measurement can be lucky; the database ranks configs by their mean."""
+    """Measure the top ``count`` configs of this run and the default again, in
+    ``CONFIRM_ROUNDS`` alternating rounds: on a shared machine a single measurement can be
+    lucky, and drift hits every contender alike; the database ranks configs by their mean."""
     ranked: dict[str, Config] = {}
     for _, config, _status, _gflops in sorted(
             (h for h in result.history if h[2] == "ok" and h[1]), key=lambda h: -(h[3] or 0)):
         ranked.setdefault(config_key(config), config)
     configs = [{}, *list(ranked.values())[:count]]
     jobs = [(-k - 1, config) for k, config in enumerate(configs)]  # no fault hook: number < 0
-    for number, config, m in measurer.measure(jobs):
-        record(number, config, m, counted=False)
+    for _ in range(CONFIRM_ROUNDS):
+        for number, config, m in measurer.measure(jobs):
+            record(number, config, m, counted=False)
 
 
 def _search(search, measurer: Measurer, record, result: TuneResult, trials: int,
