@@ -199,7 +199,3 @@ class CompiledProgram:
         target = jit.host_target()
         module = jit.optimize(self.llvm_text, target, self.options.opt_level)
         return jit.emit_assembly(module, target, self.options.opt_level)
-
-    @property
-    def kernel_ir(self) -> tuple[L.Kernel, ...]:
-        return self.kernels
