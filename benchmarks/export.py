@@ -3,8 +3,9 @@
     python benchmarks/export.py
 
 For a few einsums, compiles once, exports a .so, and times (a) the JIT kernel called from
-Python (tcc.Kernel), (b) the exported function called from a C driver (clock_gettime around
-a loop of calls), and (c) the C per-call overhead on a tiny 4x4 kernel. Needs a C compiler.
+Python (tcc.Kernel), (b) the exported function called through ctypes in the same process,
+(c) the exported function called from a C driver (clock_gettime around a loop of calls),
+whose tiny 4x4 case shows the C per-call overhead. Needs a C compiler.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ int main(int argc, char **argv) {
     long sizes[] = {%(sizes)s};
     %(ctype)s *ops[%(n)d];
     for (int k = 0; k < %(n)d; ++k) {
-        ops[k] = malloc(sizeof(%(ctype)s) * sizes[k]);
+        ops[k] = aligned_alloc(64, (sizeof(%(ctype)s) * sizes[k] + 63) / 64 * 64);
         for (long i = 0; i < sizes[k]; ++i) ops[k][i] = (%(ctype)s)((i %% 7) - 3) / 7;
     }
     %(call)s;  /* warm-up */
@@ -72,6 +73,22 @@ def c_time(tmp: Path, name: str, kernel: tcc.Kernel, shapes, dtype: str, calls: 
     return float(result.stdout)
 
 
+def library_time(tmp: Path, name: str, ops, out, calls: int) -> float:
+    """The exported function called through ctypes in this process (beside the JIT)."""
+    import ctypes
+
+    function = getattr(ctypes.CDLL(str(tmp / f"lib{name}.so")), name)
+    pointers = [a.ctypes.data_as(ctypes.c_void_p) for a in (*ops, out)]
+    function(*pointers)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function(*pointers)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
 def python_time(kernel: tcc.Kernel, ops, calls: int) -> float:
     kernel(*ops)
     best = float("inf")
@@ -87,22 +104,24 @@ def main() -> None:
     if find_c_compiler() is None:
         sys.exit("benchmarks/export.py needs a C compiler (cc, gcc or clang)")
     rng = np.random.default_rng(0)
-    print(f"{'case':10} {'einsum':18} {'JIT (Python) us':>16} {'.so (C) us':>11} "
-          f"{'C/JIT':>6}")
+    print(f"{'case':10} {'einsum':18} {'JIT us':>9} {'.so ctypes us':>13} {'.so C us':>9} "
+          f"{'so/JIT':>6}")
     ratios = []
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         for name, eq, shapes, dtype, calls in CASES:
             ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
             kernel = tcc.compile(eq, *shapes, dtype=dtype)
+            out = np.empty(kernel.output_shape, dtype)
             t_py = python_time(kernel, ops, calls)
             t_c = c_time(tmp, name, kernel, shapes, dtype, calls)
+            t_lib = library_time(tmp, name, ops, out, calls)
             if name != "tiny":
-                ratios.append(t_py / t_c)
-            print(f"{name:10} {eq:18} {t_py * 1e6:>16.2f} {t_c * 1e6:>11.2f} "
-                  f"{t_c / t_py:>6.2f}")
-    print(f"exported speed / JIT speed (excluding the tiny kernel): median "
-          f"{statistics.median(ratios):.2f}")
+                ratios.append(t_py / t_lib)
+            print(f"{name:10} {eq:18} {t_py * 1e6:>9.2f} {t_lib * 1e6:>13.2f} "
+                  f"{t_c * 1e6:>9.2f} {t_lib / t_py:>6.2f}")
+    print(f"exported speed / JIT speed, same process (excluding the tiny kernel): median "
+          f"{statistics.median(ratios):.2f}; '.so C us': a C driver's loop of calls")
 
 
 if __name__ == "__main__":
