@@ -89,7 +89,7 @@ def _ptr(b: ir.IRBuilder, g: ir.GlobalVariable) -> ir.Value:
     return b.bitcast(g, I8P)
 
 
-SPIN = 4000  # ~10-50 us of polling before a thread sleeps: back-to-back regions skip the
+SPIN = 300  # a few us of polling before a thread sleeps: back-to-back regions skip the
 # kernel's wake-up latency, and an idle pool still sleeps almost at once
 
 
