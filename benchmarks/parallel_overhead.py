@@ -29,7 +29,8 @@ def region_kernel(threads: int):
                                                                 (1,)),), (loop,))
     entry = EntryPlan(f"tcc_region_{threads}", ("out",), (), ((kernel.name, ("out",), ()),))
     options = default_options().with_(num_threads=threads)
-    module = render_module((kernel,), entry, jit.host_target(), threads=threads)
+    module = render_module((kernel,), entry, jit.host_target(), threads=threads,
+                           shared_runtime=True)  # the JIT's process-wide pool
     address = jit.load_functions(str(module), (entry.name,), options)[entry.name]
     return ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(address)
 

@@ -78,6 +78,7 @@ class _KernelRenderer:
         self.loop_vars: dict[str, ir.Value] = {}
         self.locals: dict[str, tuple[tuple[ir.Value, ...], str, int]] = {}
         self.threads = threads
+        self.shared_runtime = False  # the JIT links parallel loops to one process-wide pool
         self.hoisted: list[tuple[ir.Function, ir.Value]] = []
 
     # -- addresses --------------------------------------------------------------------
@@ -295,11 +296,12 @@ class _KernelRenderer:
                 renderer.statement(child)
         renderer.release()
         inner.ret_void()
-        runner = parallel.parallel_for(module, self.threads)
+        run = parallel.runner(module, self.shared_runtime)
         trip_count = self.trip_count(stmt)
         if isinstance(trip_count, int):
             trip_count = ir.Constant(S.I64, trip_count)
-        b.call(runner, [function, b.bitcast(context, ir.PointerType(S.I8)), trip_count])
+        b.call(run, [function, b.bitcast(context, ir.PointerType(S.I8)), trip_count,
+                     ir.Constant(S.I64, self.threads)])
 
 
 def _pointer_type(dtype: str) -> ir.PointerType:
@@ -324,7 +326,8 @@ def declare_kernel(module: ir.Module, kernel: L.Kernel) -> ir.Function:
     return function
 
 
-def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1) -> ir.Function:
+def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1,
+                  shared_runtime: bool = False) -> ir.Function:
     """Emit ``kernel`` as a function of ``module``: declare, create blocks, emit ops."""
     function = declare_kernel(module, kernel)
     entry = function.append_basic_block("entry")
@@ -334,6 +337,7 @@ def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1) -> ir.F
     builder.position_at_end(body)
     pointers = dict(zip((b.name for b in kernel.buffers), function.args, strict=False))
     renderer = _KernelRenderer(kernel, builder, entry, pointers, threads)
+    renderer.shared_runtime = shared_runtime
     sizes = function.args[len(kernel.buffers):]
     renderer.loop_vars.update({f"${n}": a for n, a in zip(kernel.size_params, sizes, strict=True)})
     for stmt in kernel.body:
@@ -415,12 +419,12 @@ def render_entry(module: ir.Module, plan: EntryPlan, data_offset: int | None) ->
 
 def render_module(
     kernels: tuple[L.Kernel, ...], entry: EntryPlan, target: CpuTarget,
-    *, data_offset: int | None = None, threads: int = 1,
+    *, data_offset: int | None = None, threads: int = 1, shared_runtime: bool = False,
 ) -> ir.Module:
     """A module with every kernel and the program entry that runs them."""
     module = ir.Module(name=entry.name)
     module.triple = target.triple
     for kernel in kernels:
-        _set_attributes(render_kernel(module, kernel, threads))
+        _set_attributes(render_kernel(module, kernel, threads, shared_runtime))
     render_entry(module, entry, data_offset)
     return module

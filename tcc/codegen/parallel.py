@@ -183,24 +183,44 @@ def _pool_worker(module: ir.Module) -> ir.Function:
     return fn
 
 
-def parallel_for(module: ir.Module, threads: int) -> ir.Function:
-    """``void tcc.parallel.for.T(body*, i8* ctx, i64 n)``: run ``body`` over 0..n on up
-    to T threads of this module's pool (the caller is one of them)."""
-    name = f"tcc.parallel.for.{threads}"
+RUNNER_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(BODY_TYPE), I8P, S.I64, S.I64])
+SHARED_RUNNER = "tcc_rt_parallel_for"  # the JIT's one pool per process
+
+
+def runner(module: ir.Module, shared: bool) -> ir.Function:
+    """``void run(body*, i8* ctx, i64 n, i64 threads)``: run ``body`` over 0..n on up to
+    ``threads`` threads (the caller is one of them). ``shared``: call the process-wide pool
+    of the JIT's runtime module; otherwise this module gets a pool of its own (exported
+    libraries, which must stand alone)."""
+    if shared:
+        found = module.globals.get(SHARED_RUNNER)
+        return found if found is not None else ir.Function(module, RUNNER_TYPE, SHARED_RUNNER)
+    return _define_runner(module, "tcc.parallel.run", "internal")
+
+
+def runtime_module(triple: str) -> ir.Module:
+    """The JIT's runtime: the shared pool, loaded once per process."""
+    module = ir.Module(name="tcc_runtime")
+    module.triple = triple
+    _define_runner(module, SHARED_RUNNER, "external")
+    return module
+
+
+def _define_runner(module: ir.Module, name: str, linkage: str) -> ir.Function:
     if name in module.globals:
         return module.globals[name]
     g, c = _pool_globals(module), _Calls(module)
     worker = _pool_worker(module)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(),
-                                             [ir.PointerType(BODY_TYPE), I8P, S.I64]), name)
-    fn.linkage = "internal"
-    body_fn, ctx, n = fn.args
+    fn = ir.Function(module, RUNNER_TYPE, name)
+    fn.linkage = linkage
+    body_fn, ctx, n, threads = fn.args
     entry, alone, region, grow, start, published, waiting, sleep, finished = (
         fn.append_basic_block(x) for x in ("entry", "alone", "region", "grow", "start",
                                            "published", "waiting", "sleep", "finished"))
     one, zero = ir.Constant(S.I64, 1), ir.Constant(S.I64, 0)
     b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed("<=", n, one), alone, region)
+    serial = b.or_(b.icmp_signed("<=", n, one), b.icmp_signed("<=", threads, one))
+    b.cbranch(serial, alone, region)
     b.position_at_end(alone)
     b.call(body_fn, [ctx, zero, n])
     b.ret_void()
@@ -215,7 +235,7 @@ def parallel_for(module: ir.Module, threads: int) -> ir.Function:
     b.branch(grow)
     b.position_at_end(grow)  # start workers until the pool has threads - 1
     size = _get(b, g["size"])
-    b.cbranch(b.icmp_signed("<", size, ir.Constant(S.I64, threads - 1)), start, published)
+    b.cbranch(b.icmp_signed("<", size, b.sub(threads, one)), start, published)
     b.position_at_end(start)
     handle = b.alloca(S.I64)
     w = b.add(size, one)
@@ -228,8 +248,10 @@ def parallel_for(module: ir.Module, threads: int) -> ir.Function:
     b.cbranch(ok, grow, published)
 
     b.position_at_end(published)
-    workers = _get(b, g["size"])
-    parts = b.add(workers, one)
+    pool_size = _get(b, g["size"])
+    parts = b.add(pool_size, one)
+    parts = b.select(b.icmp_signed("<", threads, parts), threads, parts)
+    workers = pool_size  # every worker reports, even one without a chunk this time
     _set(b, g["fn"], b.ptrtoint(body_fn, S.I64))
     _set(b, g["ctx"], b.ptrtoint(ctx, S.I64))
     _set(b, g["n"], n)

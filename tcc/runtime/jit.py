@@ -14,6 +14,7 @@ from functools import cache
 import llvmlite
 import llvmlite.binding as llvm
 
+from tcc.codegen import parallel
 from tcc.codegen.llvm_cpu import CpuTarget
 from tcc.errors import CompileError
 from tcc.options import Options
@@ -109,6 +110,7 @@ class _Engine:
         machine = target_machine(host_target(), 3)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
         self.loaded: dict[str, dict[str, int]] = {}
+        self.runtime_loaded = False
 
     def load(self, key: str, obj: bytes, symbols: tuple[str, ...]) -> dict[str, int]:
         with _lock:
@@ -131,8 +133,14 @@ def engine() -> _Engine:
 def load_functions(
     ir_text: str, symbols: tuple[str, ...], options: Options
 ) -> dict[str, int]:
-    """Compile (or fetch) and load ``ir_text`` for the host; return symbol addresses."""
+    """Compile (or fetch) and load ``ir_text`` for the host; return symbol addresses.
+    Code that runs parallel loops links to the runtime module, loaded once first."""
     target = host_target()
+    if parallel.SHARED_RUNNER in ir_text and not engine().runtime_loaded:
+        runtime = str(parallel.runtime_module(target.triple))
+        engine().load(object_key(runtime, target, options.opt_level),
+                      compile_object(runtime, target, options), (parallel.SHARED_RUNNER,))
+        engine().runtime_loaded = True
     key = object_key(ir_text, target, options.opt_level)
     loaded = engine().loaded.get(key)
     if loaded is not None:

@@ -67,6 +67,7 @@ def render_program(
     name: str | None = None,
     execution: ExecutionPlan | None = None,
     memory_plan: MemoryPlan | None = None,
+    shared_runtime: bool = False,
 ) -> RenderedProgram:
     """Schedule every statement for ``target``, plan memory, render one module.
 
@@ -106,7 +107,7 @@ def render_program(
         sizes=program.dynamic,
     )
     module = render_module(tuple(kernels), entry, target, data_offset=data_offset,
-                           threads=options.num_threads)
+                           threads=options.num_threads, shared_runtime=shared_runtime)
     return RenderedProgram(program, tuple(kernels), entry, memory_plan, str(module))
 
 
@@ -132,7 +133,7 @@ class CompiledProgram:
         self._data_offset = numpy_data_offset()
         rendered = render_program(program, self.layouts, self.options, jit.host_target(),
                                   data_offset=self._data_offset, execution=execution,
-                                  memory_plan=memory_plan)
+                                  memory_plan=memory_plan, shared_runtime=True)
         self.execution = execution
         self.measure_memory = measure_memory
         self.stats = RunStats()
