@@ -73,31 +73,25 @@ def c_time(tmp: Path, name: str, kernel: tcc.Kernel, shapes, dtype: str, calls: 
     return float(result.stdout)
 
 
+def per_call(function, calls: int) -> float:
+    """Best over 5 rounds of the mean time of ``calls`` calls, after one warm-up call."""
+    function()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
 def library_time(tmp: Path, name: str, ops, out, calls: int) -> float:
     """The exported function called through ctypes in this process (beside the JIT)."""
     import ctypes
 
     function = getattr(ctypes.CDLL(str(tmp / f"lib{name}.so")), name)
     pointers = [a.ctypes.data_as(ctypes.c_void_p) for a in (*ops, out)]
-    function(*pointers)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function(*pointers)
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
-
-
-def python_time(kernel: tcc.Kernel, ops, calls: int) -> float:
-    kernel(*ops)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            kernel(*ops)
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+    return per_call(lambda: function(*pointers), calls)
 
 
 def main() -> None:
@@ -113,7 +107,7 @@ def main() -> None:
             ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
             kernel = tcc.compile(eq, *shapes, dtype=dtype)
             out = np.empty(kernel.output_shape, dtype)
-            t_py = python_time(kernel, ops, calls)
+            t_py = per_call(lambda k=kernel, o=ops: k(*o), calls)
             t_c = c_time(tmp, name, kernel, shapes, dtype, calls)
             t_lib = library_time(tmp, name, ops, out, calls)
             if name != "tiny":

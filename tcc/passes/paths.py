@@ -28,7 +28,6 @@ class PathChoice:
 
     path: tuple[tuple[int, ...], ...]
     sliced: tuple[int, ...] = ()
-    tree: ContractionTree | SlicedTree | None = None
 
 
 def fused_flops(parsed: ParsedEinsum) -> int:
@@ -120,5 +119,5 @@ def choose_path(
     if isinstance(tree, SlicedTree):
         label_of = {display_label(x): x for x in parsed.spec.labels}
         sliced = tuple(label_of[x] for x in tree.sliced)
-        return PathChoice(tuple(tree.tree.path()), sliced, tree)
-    return PathChoice(tuple(tree.path()), (), tree)
+        return PathChoice(tuple(tree.tree.path()), sliced)
+    return PathChoice(tuple(tree.path()))
