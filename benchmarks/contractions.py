@@ -3,7 +3,8 @@ opt_einsum and numpy.einsum(optimize=True), same run, with GFLOP/s and % of peak
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/contractions.py [--quick]
 
-numpy and opt_einsum transpose operands and call BLAS; tcc packs straight from the strided
+Ratios are medians over rounds that time the contenders in turn. numpy and opt_einsum
+transpose operands and call BLAS; tcc packs straight from the strided
 tensors into its GETT micro-kernel.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -26,8 +28,9 @@ from tcc.demo_suite import (  # noqa: E402
     SUITE,
     blas_description,
     blas_environment_warning,
-    median_time,
+    interleaved_times,
     opt_einsum_contract,
+    paired_ratio,
     shapes_from_sizes,
 )
 
@@ -63,47 +66,40 @@ def main() -> None:
     header = (f"{'einsum':20} {'dtype':8} {'tcc ms':>9} {'oe ms':>9} {'np-opt ms':>9} "
               f"{'vs oe':>6} {'vs np':>6} {'tcc GF/s':>8} {'%peak':>6}")
     print("\n== permuted contractions\n" + header)
-    ratios_oe, ratios_np = [], []
+    ratios_oe: list[float] = []
+    ratios_np: list[float] = []
+
+    def measure(eq: str, shapes, dtype: str, digits: int, flops: float | None) -> None:
+        ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        kernel = tcc.compile(eq, *shapes, dtype=dtype)
+        got, want = kernel(*ops), np.einsum(eq, *ops, optimize=True)
+        ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
+        contenders = [lambda: kernel(*ops), lambda: np.einsum(eq, *ops, optimize=True)]
+        if contract:
+            contenders.append(lambda: contract(eq, *ops))
+        times = interleaved_times(contenders, 7, settle=BLAS_SETTLE_S)
+        t_tcc, t_np = statistics.median(times[0]), statistics.median(times[1])
+        t_oe = statistics.median(times[2]) if contract else float("nan")
+        vs_oe = paired_ratio(times[2], times[0]) if contract else float("nan")
+        vs_np = paired_ratio(times[1], times[0])
+        ratios_oe.append(vs_oe)
+        ratios_np.append(vs_np)
+        rate = ""
+        if flops is not None:
+            gflops = flops / t_tcc / 1e9
+            rate = f"{gflops:>8.1f} {100 * gflops / peaks[dtype]:>5.0f}%"
+        print(f"{eq:20} {dtype:8} {t_tcc * 1e3:>9.{digits}f} {t_oe * 1e3:>9.{digits}f} "
+              f"{t_np * 1e3:>9.{digits}f} {vs_oe:>6.2f} {vs_np:>6.2f} {rate}"
+              f"{'' if ok else '  WRONG'}")
+
     for eq, sizes, dtype in PERMUTED:
         if args.quick:
             sizes = {k: max(2, v // 2) for k, v in sizes.items()}
-        shapes = shapes_from_sizes(eq, sizes)
-        ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
-        kernel = tcc.compile(eq, *shapes, dtype=dtype)
-        got = kernel(*ops)
-        want = np.einsum(eq, *ops, optimize=True)
-        ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
-        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30, settle=BLAS_SETTLE_S)
-        t_np = median_time(lambda o=ops, e=eq: np.einsum(e, *o, optimize=True), 5, slow=30,
-                           settle=BLAS_SETTLE_S)
-        t_oe = (median_time(lambda o=ops, e=eq: contract(e, *o), 5, slow=30,
-                            settle=BLAS_SETTLE_S)
-                if contract else float("nan"))
-        ratios_oe.append(t_oe / t_tcc)
-        ratios_np.append(t_np / t_tcc)
-        gflops = flop_count(eq, sizes) / t_tcc / 1e9
-        print(f"{eq:20} {dtype:8} {t_tcc * 1e3:>9.2f} {t_oe * 1e3:>9.2f} {t_np * 1e3:>9.2f} "
-              f"{t_oe / t_tcc:>6.2f} {t_np / t_tcc:>6.2f} {gflops:>8.1f} "
-              f"{100 * gflops / peaks[dtype]:>5.0f}%{'' if ok else '  WRONG'}")
+        measure(eq, shapes_from_sizes(eq, sizes), dtype, 2, flop_count(eq, sizes))
     print("\n== the tcc demo suite\n" + header)
     for case in SUITE:
         sizes = dict(case.quick_sizes if args.quick else case.sizes)
-        shapes = shapes_from_sizes(case.equation, sizes)
-        ops = [rng.standard_normal(s).astype(case.dtype) for s in shapes]
-        kernel = tcc.compile(case.equation, *shapes, dtype=case.dtype)
-        got, want = kernel(*ops), np.einsum(case.equation, *ops, optimize=True)
-        ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
-        t_tcc = median_time(lambda k=kernel, o=ops: k(*o), 5, slow=30, settle=BLAS_SETTLE_S)
-        t_np = median_time(lambda o=ops, e=case.equation: np.einsum(e, *o, optimize=True), 5,
-                           slow=30, settle=BLAS_SETTLE_S)
-        t_oe = (median_time(lambda o=ops, e=case.equation: contract(e, *o), 5, slow=30,
-                            settle=BLAS_SETTLE_S)
-                if contract else float("nan"))
-        ratios_oe.append(t_oe / t_tcc)
-        ratios_np.append(t_np / t_tcc)
-        print(f"{case.equation:20} {case.dtype:8} {t_tcc * 1e3:>9.3f} {t_oe * 1e3:>9.3f} "
-              f"{t_np * 1e3:>9.3f} {t_oe / t_tcc:>6.2f} {t_np / t_tcc:>6.2f} {'':>8} "
-              f"{'':>6}{'' if ok else '  WRONG'}")
+        measure(case.equation, shapes_from_sizes(case.equation, sizes), case.dtype, 3, None)
     geo = lambda r: float(np.exp(np.mean(np.log(r))))  # noqa: E731
     print(f"\ngeomean speedup vs opt_einsum {geo(ratios_oe):.2f} (min {min(ratios_oe):.2f}); "
           f"vs numpy.einsum(optimize=True) {geo(ratios_np):.2f} (min {min(ratios_np):.2f})")

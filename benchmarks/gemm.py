@@ -4,12 +4,14 @@
 
 For `ik,kj->ij`, `ki,kj->ij` and `ik,jk->ij` at 512..4096 in float32 and float64, prints
 tcc's time, numpy's (the matching matmul on transposed views, which OpenBLAS runs without a
-copy), their ratio, GFLOP/s and % of the machine's peak (see benchmarks/machine.py).
+copy), their ratio (the median over rounds that time both in turn), GFLOP/s and % of the
+machine's peak (see benchmarks/machine.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from tcc.demo_suite import (  # noqa: E402
     BLAS_SETTLE_S,
     blas_description,
     blas_environment_warning,
-    median_time,
+    interleaved_times,
+    paired_ratio,
 )
 
 FORMS = {
@@ -62,13 +65,13 @@ def main() -> None:
                 want = numpy_form(a, b)
                 tol = 1e-3 if dtype == "float32" else 1e-9
                 ok = np.allclose(got, want, rtol=tol, atol=tol * n)
-                repeat = 3 if n >= 2048 else 7
-                t_tcc = median_time(lambda k=kernel, x=a, y=b: k(x, y), repeat, slow=30,
-                                    settle=BLAS_SETTLE_S)
-                t_np = median_time(lambda f=numpy_form, x=a, y=b: f(x, y), repeat, slow=30,
-                                   settle=BLAS_SETTLE_S)
+                repeat = 5 if n >= 2048 else 11
+                tcc_times, np_times = interleaved_times(
+                    [lambda k=kernel, x=a, y=b: k(x, y), lambda f=numpy_form, x=a, y=b: f(x, y)],
+                    repeat, settle=BLAS_SETTLE_S)
+                t_tcc, t_np = statistics.median(tcc_times), statistics.median(np_times)
                 flops = 2.0 * n**3
-                ratio = t_np / t_tcc
+                ratio = paired_ratio(np_times, tcc_times)
                 if n >= 1024:
                     ratios.append(ratio)
                 print(f"{eq:10} {dtype:8} {n:>5} {t_tcc * 1e3:>9.2f} {t_np * 1e3:>9.2f} "

@@ -187,6 +187,35 @@ def median_time(
     return statistics.median(samples)
 
 
+def interleaved_times(
+    functions: Sequence[Callable[[], object]], repeat: int = 7, warmup: int = 1,
+    settle: float = 0.0,
+) -> list[list[float]]:
+    """Wall times of ``repeat`` rounds in which every function runs once, in turn.
+
+    On a shared machine the speed drifts by tens of percent within seconds; timing the
+    contenders alternately puts each pair of samples under the same conditions, so the
+    ratio of a round (see ``paired_ratio``) holds where separate medians do not.
+    ``settle`` seconds of sleep precede every call (see ``median_time``)."""
+    for function in functions:
+        for _ in range(max(warmup, 0)):
+            function()
+    samples: list[list[float]] = [[] for _ in functions]
+    for _ in range(max(repeat, 1)):
+        for function, times in zip(functions, samples, strict=True):
+            if settle:
+                time.sleep(settle)
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+    return samples
+
+
+def paired_ratio(baseline: Sequence[float], contender: Sequence[float]) -> float:
+    """Median over rounds of baseline time / contender time (> 1: the contender wins)."""
+    return statistics.median(b / c for b, c in zip(baseline, contender, strict=True))
+
+
 def blas_description() -> str:
     """Which BLAS numpy calls, from threadpoolctl when it is installed."""
     try:

@@ -115,3 +115,42 @@ def test_integers_use_the_template(dtype):
     wrapped = tcc.compile("ik,kj->ij", (4, 3), (3, 5), dtype=dtype, options=options)
     np.testing.assert_array_equal(wrapped(big, np.ones((3, 5), dtype)),
                                   np.einsum("ik,kj->ij", big, np.ones((3, 5), dtype)))
+
+
+@pytest.mark.parametrize("e", [4, 5, 8, 12, 24])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("wide", [False, True])
+def test_output_contiguous_in_runs(e, dtype, wide):
+    # C[d,f,c,e] is unit-stride along e only: the N group (f, e) is written in runs of e
+    # columns (whole vectors where e allows, element by element where it does not)
+    lanes = _lanes(dtype)
+    params = GettParams(mr=3, nr=3 * lanes if wide else lanes, kc=5, mc=6,
+                        nc=6 * lanes if wide else 2 * lanes, lanes=lanes)
+    rng = np.random.default_rng(e)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    y = rng.standard_normal((3, e, 4, 7)).astype(dtype)
+    options = default_options().with_(gett="always", gett_params=params, verify=True)
+    kernel = tcc.compile("abcd,aebf->dfce", x.shape, y.shape, dtype=dtype, options=options)
+    want = np.einsum("abcd,aebf->dfce", x.astype(np.float64), y.astype(np.float64))
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(kernel(x, y), want, rtol=tol, atol=tol)
+    width = lanes
+    while e % width:
+        width //= 2
+    stores = [line for line in kernel.ir().splitlines() if line.strip().startswith("out[")]
+    vector_stores = [line for line in stores if "Ct[" in line and " : +" in line]
+    if width == lanes:  # every vector lies in one run: straight from the registers
+        assert any("acc0_0" in line for line in stores)
+    elif width >= 4:
+        assert vector_stores and all(f" : +{width}]" in line for line in vector_stores)
+    else:
+        assert not vector_stores
+
+
+def test_output_runs_with_default_blocking():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((9, 9, 20, 20)).astype("float32")
+    y = rng.standard_normal((9, 24, 9, 20)).astype("float32")
+    options = default_options().with_(gett="always", verify=True)
+    got = tcc.einsum("abcd,aebf->dfce", x, y, options=options)
+    np.testing.assert_allclose(got, np.einsum("abcd,aebf->dfce", x, y), rtol=1e-4, atol=1e-4)

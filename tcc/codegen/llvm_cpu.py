@@ -211,6 +211,8 @@ class _KernelRenderer:
             pointers = self.addresses(stmt.buffer, stmt.index, stmt.lookups, lanes)
             for pointer, part in zip(pointers, value.parts, strict=True):
                 b.store(S.to_memory(b, part, dtype), pointer, align=align)
+        elif isinstance(stmt, L.Prefetch):
+            self.prefetch(stmt)
         elif isinstance(stmt, L.Declare):
             value = self.scalar(stmt.init)
             self.local_slots(stmt.name, stmt.dtype, stmt.lanes)
@@ -222,6 +224,18 @@ class _KernelRenderer:
             self.allocate(stmt)
         else:
             raise TccError(f"codegen: unknown statement {stmt!r}")
+
+    def prefetch(self, stmt: L.Prefetch) -> None:
+        b = self.builder
+        i8p = ir.PointerType(S.I8)
+        i32 = ir.IntType(32)
+        intrinsic = b.module.globals.get("llvm.prefetch.p0i8") or ir.Function(
+            b.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        address = self.addresses(stmt.buffer, stmt.index, stmt.lookups)[0]
+        # read or write; locality 3 (keep in all levels); data cache
+        b.call(intrinsic, [b.bitcast(address, i8p), ir.Constant(i32, int(stmt.write)),
+                           ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
     def allocate(self, stmt: L.Allocate) -> None:
         b = self.builder

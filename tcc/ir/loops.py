@@ -183,6 +183,17 @@ class Store:
 
 
 @dataclass(frozen=True, slots=True)
+class Prefetch:
+    """A hint: bring the cache line holding ``buffer[index + lookups]`` close to the core
+    (for writing when ``write``). It computes nothing and never faults."""
+
+    buffer: str
+    index: Affine
+    lookups: tuple[Lookup, ...] = ()
+    write: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Declare:
     """Declare a local of ``dtype`` (a vector when ``lanes`` > 1) and give it ``init``."""
 
@@ -210,7 +221,7 @@ class Assign:
     value: Scalar
 
 
-Stmt = Union[For, Store, Declare, Assign, Allocate]  # noqa: UP007 (a runtime alias)
+Stmt = Union[For, Store, Declare, Assign, Allocate, Prefetch]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,9 @@ def _format_stmt(stmt: L.Stmt, depth: int, lines: list[str]) -> None:
     elif isinstance(stmt, L.Store):
         where = _index(stmt.index, stmt.lookups)
         lines.append(f"{pad}{stmt.buffer}[{where}] = {format_scalar(stmt.value)}")
+    elif isinstance(stmt, L.Prefetch):
+        mode = " for write" if stmt.write else ""
+        lines.append(f"{pad}prefetch {stmt.buffer}[{_index(stmt.index, stmt.lookups)}]{mode}")
     elif isinstance(stmt, L.Declare):
         vec = f"x{stmt.lanes}" if stmt.lanes > 1 else ""
         lines.append(f"{pad}{stmt.name}: {stmt.dtype}{vec} = {format_scalar(stmt.init)}")

@@ -94,6 +94,10 @@ class _KernelVerifier:
                     raise VerificationError(f"store to input buffer {stmt.buffer!r}")
                 self.check_access(stmt.buffer, stmt.index, extents, stmt.lookups)
                 self.check_scalar(stmt.value, extents, local_vars)
+            elif isinstance(stmt, L.Prefetch):
+                if self.buffers.get(stmt.buffer, None) is None:
+                    raise VerificationError(f"prefetch of unknown buffer {stmt.buffer!r}")
+                self.check_access(stmt.buffer, stmt.index, extents, stmt.lookups)
             elif isinstance(stmt, L.Declare):
                 self.check_scalar(stmt.init, extents, local_vars)
                 local_vars.add(stmt.name)

@@ -90,5 +90,5 @@ def kernel_for_statement(
         use_threads = threads if shape.flops >= PARALLEL_MIN_FLOPS else 1
         params = default_params(stmt.dtype, vector_bits(features), use_threads)
         params = fit_params(params, shape.extent(shape.m), shape.extent(shape.n),
-                            shape.extent(shape.batch))
+                            shape.extent(shape.batch), shape.extent(shape.k))
     return gett_kernel(program, stmt, shape, params, layouts, name)

@@ -63,15 +63,16 @@ def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
     # _Builder.a_panel). Measured best among the candidates on an AVX-512 Xeon.
     vectors = 4 if vector_bits >= 512 else 2
     if bits == 32:
-        return GettParams(mr=6, nr=vectors * lanes, kc=192, mc=96, nc=2048, lanes=lanes,
+        return GettParams(mr=6, nr=vectors * lanes, kc=256, mc=96, nc=1024, lanes=lanes,
                           threads=threads)
     return GettParams(mr=6, nr=vectors * lanes, kc=128, mc=96, nc=1024, lanes=lanes,
                       threads=threads)
 
 
-def fit_params(params: GettParams, m: int, n: int, batches: int) -> GettParams:
+def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0) -> GettParams:
     """Adapt default blocking to a shape: a narrow N gets a narrower micro-tile (and a
-    taller one, same registers); M is split so every thread gets a block."""
+    taller one, same registers); M blocks are sized so the threads get equal shares; K
+    blocks are equal (no short last block paying a whole C update for little work)."""
     lanes = params.lanes
     nr, mr = params.nr, params.mr
     vectors_needed = -(-n // lanes)
@@ -79,11 +80,28 @@ def fit_params(params: GettParams, m: int, n: int, batches: int) -> GettParams:
         nr = vectors_needed * lanes
         mr = min(max(mr * params.nr // nr, mr), 16 if vectors_needed == 1 else 12)
     mc = max(mr, params.mc // mr * mr)
-    if params.threads > 1 and batches < 2 * params.threads and -(-m // mc) < params.threads:
-        share = -(-m // params.threads)
-        mc = max(mr, -(-share // mr) * mr)
+    if params.threads > 1 and batches < 2 * params.threads:  # threads split the M blocks
+        mc = balanced_block(m, mr, mc, params.threads)
     nc = max(nr, params.nc // nr * nr)
-    return replace(params, mr=mr, nr=nr, mc=mc, nc=nc)
+    kc = params.kc
+    if k > kc:
+        kc = -(-k // -(-k // kc))
+        kc = -(-kc // 8) * 8
+    return replace(params, mr=mr, nr=nr, mc=mc, nc=nc, kc=kc)
+
+
+def balanced_block(m: int, mr: int, mc: int, threads: int) -> int:
+    """An M block (a multiple of ``mr``, at most ``mc``, at least about half of it) for
+    which the busiest thread gets the fewest rows, when the blocks are dealt out to
+    ``threads`` in contiguous chunks as the parallel runtime does."""
+    low = max(mr, (mc // 2) // mr * mr)
+    busiest = {}
+    for block in range(low, mc + 1, mr):
+        blocks = -(-m // block)
+        busiest[block] = min(-(-blocks // threads) * block, m)
+    fewest = min(busiest.values())
+    # the largest block within 1 % of the best balance (larger blocks pack less often)
+    return max(b for b, rows in busiest.items() if rows <= fewest * 1.01)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +262,7 @@ class _Builder:
               bt: Aff, tile: tuple[str, str, int, int], panels: int, panel: int,
               kind: str) -> L.Stmt:
         """Copy a (block of ``group``) x (KC) slice of ``tensor`` into ``name`` as panels
-        of ``width`` along ``group``: ``name[panel][k][lane]``, read along whichever of the
-        two axes is contiguous in the tensor."""
+        of ``width`` along ``group``: ``name[panel][k][lane]``."""
         p, s = self.p, self.s
         panel_var, lane_var, width, block_size = tile
         left = s.extent(group) - block * block_size
@@ -256,14 +273,11 @@ class _Builder:
         store = L.Store(name, Aff.of({panel_var: panel, "k": width, lane_var: 1}),
                         L.Load(tensor, index, 1, lookups))
         lane_bound = left - Aff.var(panel_var, width)
-        group_stride = abs(s.coefs[tensor].get(group[-1], 0))
-        k_stride = abs(s.coefs[tensor].get(s.k[-1], 0))
-        if k_stride < group_stride:  # read along K: k innermost
-            inner = L.For(lane_var, width, (L.For("k", p.kc, (store,), bound=k_left),),
-                          bound=lane_bound)
-        else:
-            inner = L.For("k", p.kc, (L.For(lane_var, width, (store,), bound=lane_bound),),
-                          bound=k_left)
+        # k outer, lanes inner: the stores run contiguously through the panel and the
+        # loads form ``width`` sequential streams (or one, when the group is unit-stride);
+        # reading along K instead scatters the stores (measured 10-15 % slower overall)
+        inner = L.For("k", p.kc, (L.For(lane_var, width, (store,), bound=lane_bound),),
+                      bound=k_left)
         return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
 
     def micro_kernel(self, bt: Aff, ic: Aff, jc: Aff, pc: Aff, first: bool) -> tuple:
@@ -284,13 +298,24 @@ class _Builder:
                 product = L.Binary("mul", a, L.Local(f"b{v}"))
                 step.append(L.Assign(acc[i][v], L.Binary("add", L.Local(acc[i][v]), product)))
         k_left = s.extent(s.k) - pc * p.kc
-        body.append(L.For("k", p.kc, tuple(step), bound=k_left))
         m_left = s.extent(s.m) - ic * p.mc - Aff.var("ir", p.mr)
         n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
         add = not first or self.accumulate
-        if self.c_rows_contiguous():
-            body += self.full_tile_update(acc, bt, ic, jc, m_left, add)
-            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
+        run = self.c_run()
+        if run >= 4:  # C's tile arrives while the FMAs run: a prefetch per line (or run)
+            body += self.full_tile_rows(bt, ic, jc, m_left, min(run, self.pad), lambda index,
+                                        lookups, i, j: (L.Prefetch(s.c, index, lookups, True),))
+        body.append(L.For("k", p.kc, tuple(step), bound=k_left))
+        if run == p.lanes:  # whole vectors straight from the registers
+            body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Local(
+                acc[i][j // p.lanes]))
+            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add, staged=False)
+            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
+        elif run >= 4:  # C is contiguous in runs of ``run`` columns: through the tile buffer
+            body += self.stage_tile(acc)
+            body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Load(
+                "Ct", Aff((), i * p.nr + j), run))
+            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add, staged=True)
             body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         else:
             body += self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
@@ -308,39 +333,72 @@ class _Builder:
         factor: L.Scalar = L.Const(self.s.scale, self.dtype)
         return L.Binary("mul", value, factor if lanes == 1 else L.Broadcast(factor, lanes))
 
-    def c_rows_contiguous(self) -> bool:
-        """C is contiguous along the flattened N group (vector stores along a tile row)."""
+    def c_run(self) -> int:
+        """Columns of the flattened N group that are contiguous in C from any multiple of
+        the returned count (a power of two up to the vector width; 1 when C is not
+        unit-stride along N's innermost index)."""
         s = self.s
         coefs = [s.coefs[s.c].get(i, 0) for i in s.n]
         extents = [s.sizes[i] for i in s.n]
-        mergeable = all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(coefs) - 1))
-        return mergeable and coefs[-1] == 1
+        if coefs[-1] != 1:
+            return 1
+        run = extents[-1]
+        for d in range(len(coefs) - 2, -1, -1):
+            if coefs[d] != coefs[d + 1] * extents[d + 1]:
+                break
+            run *= extents[d]
+        else:
+            return self.p.lanes  # the whole group is one run: rows of C are contiguous
+        width = self.p.lanes
+        while run % width:
+            width //= 2
+        return width
 
-    def full_tile_update(self, acc, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, add: bool):
-        """A tile whose NR columns all exist: rows go straight from registers to C."""
+    def full_tile_rows(self, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, width: int,
+                       each) -> list[L.Stmt]:
+        """``each(index, lookups, i, j)`` for columns ``j`` (every ``width``-th) of row ``i``
+        of a tile whose NR columns all exist (rows past M are skipped)."""
         p, s = self.p, self.s
         rows = []
         for i in range(p.mr):
             m_flat = ic * p.mc + Aff.var("ir", p.mr) + i
-            stores = []
-            for v in range(p.nr // p.lanes):
-                n_flat = jc * p.nc + Aff.var("jr", p.nr) + v * p.lanes
+            stmts: list[L.Stmt] = []
+            for j in range(0, p.nr, width):
+                n_flat = jc * p.nc + Aff.var("jr", p.nr) + j
                 index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat),
                                                     (s.n, n_flat)])
-                value: L.Scalar = self.scaled(L.Local(acc[i][v]), p.lanes)
-                if add:
-                    value = L.Binary("add", L.Load(s.c, index, p.lanes, lookups), value)
-                stores.append(L.Store(s.c, index, value, lookups))
-            rows.append(L.For(f"row{i}", 1, tuple(stores), bound=m_left - i))
+                stmts += each(index, lookups, i, j)
+            rows.append(L.For(f"row{i}", 1, tuple(stmts), bound=m_left - i))
         n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
         return [L.For("full", 1, tuple(rows), bound=n_left - p.nr + 1)]
 
+    def full_tile_update(self, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, width: int, add: bool,
+                         tile) -> list[L.Stmt]:
+        """A tile whose NR columns all exist: ``tile(i, j)`` (``width`` lanes of row ``i``
+        from column ``j``) is written, or added, to C ``width`` contiguous columns at a
+        time."""
+        c = self.s.c
+
+        def update(index: Aff, lookups: tuple, i: int, j: int) -> tuple[L.Stmt, ...]:
+            value: L.Scalar = self.scaled(tile(i, j), width)
+            if add:
+                value = L.Binary("add", L.Load(c, index, width, lookups), value)
+            return (L.Store(c, index, value, lookups),)
+
+        return self.full_tile_rows(bt, ic, jc, m_left, width, update)
+
+    def stage_tile(self, acc) -> list[L.Stmt]:
+        """The accumulators into the tile buffer ``Ct`` (row-major MR x NR)."""
+        p = self.p
+        return [L.Store("Ct", Aff((), i * p.nr + v * p.lanes), L.Local(acc[i][v]))
+                for i in range(p.mr) for v in range(p.nr // p.lanes)]
+
     def edge_tile_update(self, acc, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, n_left: Aff,
-                         add: bool) -> list[L.Stmt]:
-        """Any tile: through a small buffer, element by element, within the bounds."""
+                         add: bool, staged: bool = False) -> list[L.Stmt]:
+        """Any tile: through the tile buffer, element by element, within the bounds
+        (``staged``: the accumulators are in the buffer already)."""
         p, s = self.p, self.s
-        body: list[L.Stmt] = [L.Store("Ct", Aff((), i * p.nr + v * p.lanes), L.Local(acc[i][v]))
-                              for i in range(p.mr) for v in range(p.nr // p.lanes)]
+        body = [] if staged else self.stage_tile(acc)
         m_flat = ic * p.mc + Aff.var("ir", p.mr) + Aff.var("i")
         n_flat = jc * p.nc + Aff.var("jr", p.nr) + Aff.var("j")
         index, lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat), (s.n, n_flat)])

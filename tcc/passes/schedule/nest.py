@@ -41,6 +41,9 @@ def map_affines(body: tuple[L.Stmt, ...], fn: Callable[[Aff], Aff]) -> tuple[L.S
             lookups = tuple((t, fn(p)) for t, p in stmt.lookups)
             out.append(replace(stmt, index=fn(stmt.index), value=_map_scalar(stmt.value, fn),
                                lookups=lookups))
+        elif isinstance(stmt, L.Prefetch):
+            lookups = tuple((t, fn(p)) for t, p in stmt.lookups)
+            out.append(replace(stmt, index=fn(stmt.index), lookups=lookups))
         elif isinstance(stmt, L.Declare):
             out.append(replace(stmt, init=_map_scalar(stmt.init, fn)))
         else:
@@ -68,7 +71,7 @@ def affines(body: tuple[L.Stmt, ...]) -> Iterator[Aff]:
     for stmt in L.walk(body):
         if isinstance(stmt, L.For) and stmt.bound is not None:
             yield stmt.bound
-        elif isinstance(stmt, L.Store):
+        elif isinstance(stmt, L.Store | L.Prefetch):
             yield stmt.index
             yield from (p for _, p in stmt.lookups)
         for expr in _statement_scalars(stmt):
