@@ -11,7 +11,7 @@ BLIS one, with packing from any strides and a register-blocked micro-kernel of v
           Bp = pack B[pc*KC.., jc*NC..]        # NR-wide panels, parallel over panels
           for ic in 0..ceil(M/MC):             # parallel
             Ap = pack A[ic*MC.., pc*KC..]      # MR-tall panels
-            for jr, ir over the panels:
+            for ir, jr over the panels:        # jr innermost: tiles sweep along C
               acc[MR][NR/VW] = 0                # vector registers
               for k in 0..kc: acc[i][v] += Ap[ir][k][i] * Bp[jr][k][v*VW:(v+1)*VW]
               C[tile] (+)= acc                  # through a small tile buffer, edge-safe
@@ -186,7 +186,7 @@ def analyze(
         tensor = max(tensors, key=lambda t: traffic[t])
         return tuple(sorted(group, key=lambda i: -abs(coefs[tensor].get(i, 0))))
 
-    return GettShape(a, b, c, by_stride(batch, a, b, c), by_stride(m, a, c),
+    return GettShape(a, b, c, by_stride(batch, a, b, c), by_stride(m, a),
                      by_stride(n, b, c), by_stride(k, a, b), dict(sizes), coefs, scale)
 
 
@@ -302,9 +302,9 @@ class _Builder:
         n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
         add = not first or self.accumulate
         run = self.c_run()
-        if run >= 4:  # C's tile arrives while the FMAs run: a prefetch per line (or run)
-            body += self.full_tile_rows(bt, ic, jc, m_left, min(run, self.pad), lambda index,
-                                        lookups, i, j: (L.Prefetch(s.c, index, lookups, True),))
+        if run >= 4:  # C's tile arrives while the FMAs run: a prefetch per line
+            body += self.full_tile_rows(bt, ic, jc, m_left, self.pad, lambda index, lookups,
+                                        i, j: (L.Prefetch(s.c, index, lookups, True),))
         body.append(L.For("k", p.kc, tuple(step), bound=k_left))
         if run == p.lanes:  # whole vectors straight from the registers
             body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Local(
@@ -319,10 +319,13 @@ class _Builder:
             body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         else:
             body += self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
-        ir_loop = L.For("ir", self.panels_m, tuple(body),
-                        bound=s.extent(s.m) - ic * p.mc, bound_step=p.mr)
-        return (L.For("jr", self.panels_n, (ir_loop,), bound=s.extent(s.n) - jc * p.nc,
-                      bound_step=p.nr),)
+        # jr innermost: consecutive tiles sweep along C's rows (streams the prefetchers
+        # follow) while the MR x KC A micro-panel stays in L1 and B's micro-panels stream
+        # from the L2-resident B block
+        jr_loop = L.For("jr", self.panels_n, tuple(body), bound=s.extent(s.n) - jc * p.nc,
+                        bound_step=p.nr)
+        return (L.For("ir", self.panels_m, (jr_loop,), bound=s.extent(s.m) - ic * p.mc,
+                      bound_step=p.mr),)
 
     def scaled(self, value: L.Scalar, lanes: int) -> L.Scalar:
         """``scale * value`` when the product had constant factors."""
