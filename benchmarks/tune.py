@@ -4,9 +4,9 @@
 
 For each workload: tune (evolutionary) into a private database, then in this process time
 tcc's default schedule (``tuning=False``), the tuned kernel (``tcc.compile`` picking the
-record up) and numpy / opt_einsum (median of warm calls). Then, for a subset of workloads,
+record up) and numpy / opt_einsum in alternating rounds. Then, for a subset of workloads,
 every strategy's trials to reach 95% of its own final best. Ratios: baseline time / tcc
-time (above 1: tcc is faster).
+time, the median over rounds (above 1: tcc is faster).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,7 +24,7 @@ import numpy as np  # noqa: E402
 import opt_einsum  # noqa: E402
 
 import tcc  # noqa: E402
-from tcc.demo_suite import BLAS_SETTLE_S  # noqa: E402
+from tcc.demo_suite import BLAS_SETTLE_S, interleaved_times, paired_ratio  # noqa: E402
 from tcc.options import default_options  # noqa: E402
 from tcc.tune import tune  # noqa: E402
 from tcc.tune.space import Workload  # noqa: E402
@@ -37,28 +36,6 @@ WORKLOADS = [
     ("6-D", "abcdef,dfgh->hagbce", [(12,) * 6, (12,) * 4]),
 ]
 LARGE = ("gemm 2048", "ik,kj->ij", [(2048, 2048), (2048, 2048)])
-
-
-def interleaved_times(functions, rounds: int = 9, seconds: float = 0.05) -> list[float]:
-    """Median per-call time of each function, timed in alternating rounds so that load
-    from other processes hits all of them alike. Each round waits for the BLAS threads of
-    the previous one to go idle (OpenBLAS workers spin ~0.13 s after a call and would take
-    a core from the next function on a 2-core machine)."""
-    for function in functions:
-        function()
-    samples: list[list[float]] = [[] for _ in functions]
-    for _ in range(rounds):
-        for k, function in enumerate(functions):
-            time.sleep(BLAS_SETTLE_S)
-            calls, start = 0, time.perf_counter()
-            while True:
-                function()
-                calls += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= seconds:
-                    break
-            samples[k].append(elapsed / calls)
-    return [statistics.median(s) for s in samples]
 
 
 def baseline(eq: str, arrays: list[np.ndarray]):
@@ -117,13 +94,15 @@ def main() -> None:
         expected = np.einsum(eq, *[a.astype(np.float64) for a in arrays])
         np.testing.assert_allclose(tuned(*arrays), expected, rtol=2e-3, atol=2e-3)
         base_name, base = baseline(eq, arrays)
-        t_default, t_tuned, t_base = interleaved_times(
-            [lambda d=default, x=arrays: d(*x), lambda t=tuned, x=arrays: t(*x), base])
+        times = interleaved_times(
+            [lambda d=default, x=arrays: d(*x), lambda t=tuned, x=arrays: t(*x), base],
+            15, settle=BLAS_SETTLE_S)
+        t_default, t_tuned, t_base = (statistics.median(t) for t in times)
         applied = tuned.options.gett_params
         print(f"  {label}: tuned kernel uses {applied}", flush=True)
         rows.append([label, f"{flops / t_default / 1e9:.1f}", f"{flops / t_tuned / 1e9:.1f}",
-                     f"{t_default / t_tuned:.2f}x", f"{flops / t_base / 1e9:.1f}",
-                     base_name, f"{t_base / t_tuned:.2f}", f"{result.trials}",
+                     f"{paired_ratio(times[0], times[1]):.2f}x", f"{flops / t_base / 1e9:.1f}",
+                     base_name, f"{paired_ratio(times[2], times[1]):.2f}", f"{result.trials}",
                      f"{sum(result.failures.values())}", f"{result.trials_to_reach(0.95)}",
                      f"{result.elapsed:.0f}s"])
         print(f"{label}: {result.best_gflops:.1f} GFLOP/s in the tuner "

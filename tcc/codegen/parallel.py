@@ -89,8 +89,9 @@ def _ptr(b: ir.IRBuilder, g: ir.GlobalVariable) -> ir.Value:
     return b.bitcast(g, I8P)
 
 
-SPIN = 300  # a few us of polling before a thread sleeps: back-to-back regions skip the
-# kernel's wake-up latency, and an idle pool still sleeps almost at once
+SPIN = 3000  # ~0.2 ms of polling (pause ~140 cycles) before a thread sleeps: kernels with
+# hundreds of regions per call (long K) skip the kernel's wake-up latency at each one (5800
+# context switches per 8 calls with 300, 150 with this), and an idle pool soon sleeps
 
 
 def _pause(b: ir.IRBuilder) -> None:

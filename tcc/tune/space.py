@@ -18,7 +18,6 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.paths import choose_path
 from tcc.passes.pipeline import vector_bits
-from tcc.passes.schedule.gett import GettParams, GettShape, analyze
+from tcc.passes.schedule.gett import GettParams, GettShape, analyze, cache_sizes
 
 MAX_ACCUMULATORS = 28  # vector registers holding the micro-tile (of 32 with AVX-512)
 CACHE_FACTOR = 2  # a panel may exceed its cache level by this factor
@@ -62,30 +61,6 @@ def apply_config(options: Options, config: Config) -> Options:
     if "mr" not in config:
         return options.with_(gett=config.get("gett", "never"))
     return options.with_(gett_params=GettParams(**{k: int(config[k]) for k in GETT_KEYS}))
-
-
-@cache
-def cache_sizes() -> tuple[int, int, int]:
-    """Per-core L1 data, L2 and L3 sizes in bytes (sysfs; usual values when unknown)."""
-    sizes = {1: 32 << 10, 2: 1 << 20, 3: 8 << 20}
-    root = "/sys/devices/system/cpu/cpu0/cache"
-    try:
-        for entry in os.listdir(root):
-            path = os.path.join(root, entry)
-            if not entry.startswith("index"):
-                continue
-            with open(os.path.join(path, "type")) as f:
-                if f.read().strip() == "Instruction":
-                    continue
-            with open(os.path.join(path, "level")) as f:
-                level = int(f.read())
-            with open(os.path.join(path, "size")) as f:
-                text = f.read().strip().upper()
-            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-            sizes[level] = int(text.rstrip("KMG")) * scale
-    except (OSError, ValueError):
-        pass
-    return sizes[1], sizes[2], sizes.get(3, sizes[2])
 
 
 def cpu_count() -> int:

@@ -23,8 +23,10 @@ along C's contiguous dimension.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
@@ -55,18 +57,45 @@ class GettParams:
 
 
 def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
-    bits = 8 * DTYPES[dtype].itemsize
-    lanes = max(vector_bits // bits, 1)
-    # 6 x 4 vectors of accumulators (24 of 32 AVX-512 registers; 6 x 2 of 16 below
-    # AVX-512, as BLIS does on Haswell). One B micro-panel (KC x NR)
-    # stays in L1 while A micro-panels stream from L2; packed panels are padded (see
-    # _Builder.a_panel). Measured best among the candidates on an AVX-512 Xeon.
+    """Blocking from the register file and the cache sizes of this machine.
+
+    MR x NR: 6 x 4 vectors of accumulators (24 of 32 AVX-512 registers; 6 x 2 of 16
+    below AVX-512, as BLIS does on Haswell). The MR x KC A micro-panel stays in a quarter
+    of L1 while the tile loop sweeps B's micro-panels; the KC x NC B block fills half of
+    L2; KC is as deep as that allows up to 256 (each K block costs a pass over C).
+    Measured best among the candidates on an AVX-512 Xeon (Emerald Rapids)."""
+    itemsize = DTYPES[dtype].itemsize
+    lanes = max(vector_bits // (8 * itemsize), 1)
     vectors = 4 if vector_bits >= 512 else 2
-    if bits == 32:
-        return GettParams(mr=6, nr=vectors * lanes, kc=256, mc=96, nc=1024, lanes=lanes,
-                          threads=threads)
-    return GettParams(mr=6, nr=vectors * lanes, kc=128, mc=96, nc=1024, lanes=lanes,
-                      threads=threads)
+    mr, nr = 6, vectors * lanes
+    l1, l2, _ = cache_sizes()
+    kc = max(64, min(256, l1 // 4 // (mr * itemsize)) // 8 * 8)
+    nc = max(nr, l2 // 2 // (kc * itemsize) // nr * nr)
+    return GettParams(mr=mr, nr=nr, kc=kc, mc=96, nc=nc, lanes=lanes, threads=threads)
+
+
+@cache
+def cache_sizes() -> tuple[int, int, int]:
+    """Per-core L1 data, L2 and L3 sizes in bytes (sysfs; usual values when unknown)."""
+    sizes = {1: 32 << 10, 2: 1 << 20, 3: 8 << 20}
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in os.listdir(root):
+            path = os.path.join(root, entry)
+            if not entry.startswith("index"):
+                continue
+            with open(os.path.join(path, "type")) as f:
+                if f.read().strip() == "Instruction":
+                    continue
+            with open(os.path.join(path, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(path, "size")) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            sizes[level] = int(text.rstrip("KMG")) * scale
+    except (OSError, ValueError):
+        pass
+    return sizes[1], sizes[2], sizes.get(3, sizes[2])
 
 
 def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0) -> GettParams:
