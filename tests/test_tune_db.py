@@ -75,3 +75,25 @@ def test_distill_keeps_the_best_per_workload(tmp_path):
         assert db.distill() == 7
         kept = db.trials()
     assert [(t.workload, t.gflops) for t in kept] == [("w1", 7.0), ("w2", 7.0)]
+
+
+def test_best_ranks_by_the_confirming_measurements(tmp_path):
+    # the search saw config mr=8 once at 300 (a lucky sample); the final re-measurements
+    # beside the default put it below the default: the default must win
+    def confirm(gflops: float, mr: int | None) -> Trial:
+        params = "{}" if mr is None else json.dumps({"mr": mr})
+        return Trial("w", TARGET, "0.1.0", params, gflops, 1.0, "ok", strategy="confirm")
+
+    with Database(tmp_path / "t.db") as db:
+        db.add(trial("w", 300.0, mr=8))
+        db.add(trial("w", 150.0, mr=4))
+        for value in (200.0, 210.0, 190.0):
+            db.add(confirm(value, None))
+            db.add(confirm(value - 20.0, 8))
+        best = db.best("w", TARGET, "0.1.0")
+        assert best.config == {} and best.gflops == pytest.approx(200.0)
+        # without re-measurements, the mean of every measurement ranks
+        db.add(trial("v", 300.0, mr=8))
+        db.add(trial("v", 100.0, mr=8))
+        db.add(trial("v", 250.0, mr=4))
+        assert db.best("v", TARGET, "0.1.0").config == {"mr": 4}

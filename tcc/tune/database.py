@@ -215,15 +215,21 @@ class Database:
     def best(self, workload: str, target: str, version: str | None = None) -> Trial | None:
         """The fastest correct config for exactly this workload, target and tcc version.
 
-        A config measured more than once (the tuner re-measures its top few at the end) is
-        ranked by its mean, so one lucky measurement on a busy machine does not win alone;
-        the returned trial carries that mean as ``gflops``.
+        Where the tuner re-measured its finalists beside the default (trials of strategy
+        ``confirm``), only those measurements rank: the search's best is the luckiest of
+        many noisy samples, and its own number would overstate it (the winner's curse).
+        Otherwise a config measured more than once is ranked by its mean. The returned
+        trial carries that mean as ``gflops``.
         """
+        key = (workload, target, version or tcc_version())
         row = self.connection.execute(
             f"SELECT {', '.join(_COLUMNS)}, AVG(gflops) OVER (PARTITION BY params) AS mean"
             " FROM trials WHERE workload = ? AND target = ? AND tcc_version = ?"
-            " AND status = 'ok' ORDER BY mean DESC, id DESC LIMIT 1",
-            (workload, target, version or tcc_version()),
+            " AND status = 'ok' AND (strategy IS 'confirm' OR NOT EXISTS ("
+            "   SELECT 1 FROM trials WHERE workload = ? AND target = ? AND tcc_version = ?"
+            "   AND status = 'ok' AND strategy IS 'confirm'))"
+            " ORDER BY mean DESC, id DESC LIMIT 1",
+            key + key,
         ).fetchone()
         if row is None:
             return None

@@ -223,6 +223,8 @@ def tune(
     stored = database.trials(key, target, version) if resume else []
     default_record: Trial | None = None
     for trial in stored:
+        if trial.strategy == CONFIRM:
+            continue  # re-measurements, not trials of the search
         config = trial.config
         if not config:
             default_record = default_record or (trial if trial.status == "ok" else None)
@@ -246,7 +248,8 @@ def tune(
 
         def record(number: int, config: Config, m: Measurement, counted: bool = True) -> None:
             database.add(Trial(key, target, version, config_key(config), m.gflops, m.seconds,
-                               m.status, m.error, time.time(), run_id, strategy))
+                               m.status, m.error, time.time(), run_id,
+                               strategy if counted else CONFIRM))
             if not counted:
                 return
             result.history.append((number, config, m.status, m.gflops))
@@ -277,8 +280,11 @@ def tune(
         best = database.best(key, target, version)
         if best is not None:
             result.best_config, result.best_gflops = best.config, best.gflops
-        defaults = [t.gflops for t in database.trials(key, target, version)
-                    if t.params == "{}" and t.status == "ok" and t.gflops]
+        trials_now = database.trials(key, target, version)
+        confirmed = any(t.strategy == CONFIRM and t.status == "ok" for t in trials_now)
+        defaults = [t.gflops for t in trials_now
+                    if t.params == "{}" and t.status == "ok" and t.gflops
+                    and (t.strategy == CONFIRM or not confirmed)]
         if defaults:
             result.default_gflops = sum(defaults) / len(defaults)
     except KeyboardInterrupt:
@@ -298,13 +304,15 @@ def tune(
     return result
 
 
-CONFIRM_ROUNDS = 3
+CONFIRM_ROUNDS = 5
+CONFIRM = "confirm"  # the strategy name of the final re-measurements
 
 
 def _confirm(measurer: Measurer, record, result: TuneResult, count: int) -> None:
     """Measure the top ``count`` configs of this run and the default again, in
     ``CONFIRM_ROUNDS`` alternating rounds: on a shared machine a single measurement can be
-    lucky, and drift hits every contender alike; the database ranks configs by their mean."""
+    lucky, and drift hits every contender alike. The database then ranks by these
+    measurements alone, so a finalist that was only lucky loses to the default."""
     ranked: dict[str, Config] = {}
     for _, config, _status, _gflops in sorted(
             (h for h in result.history if h[2] == "ok" and h[1]), key=lambda h: -(h[3] or 0)):

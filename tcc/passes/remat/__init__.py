@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 METHODS = ("cpsat", "heuristic", "milp")
-LARGE_MODEL_NODES = 600
+LARGE_MODEL_NODES = 400  # above this, only FOCUS_NODES nodes may be recomputed by CP-SAT
+FOCUS_NODES = 200
 
 
 def parse_budget(budget: int | float | str) -> int:
@@ -65,6 +66,19 @@ def _copy_limits(graph: RematGraph, max_copies: int | Mapping[int, int] | Sequen
     for v, _ in schedule or ():
         limits[v] = max(limits[v], sum(1 for w, _ in schedule if w == v))
     return limits
+
+
+def _focus_copies(graph: RematGraph, limits: list[int], schedule: Schedule | None,
+                  keep: int) -> list[int]:
+    """On a large graph, a second copy only for the ``keep`` nodes most worth recomputing:
+    those the heuristic recomputes, then the cheapest per byte freed. The others keep one
+    copy, so the model builds in a fraction of the time limit and CP-SAT searches where
+    recomputing pays."""
+    recomputed = {v for v, stage in schedule or () if v != stage}
+    order = sorted(range(graph.n), key=lambda v: (v not in recomputed,
+                                                  graph.costs[v] / max(graph.sizes[v], 1)))
+    chosen = set(order[:max(keep, len(recomputed))])  # the hint stays a valid schedule
+    return [limits[v] if v in chosen else 1 for v in range(graph.n)]
 
 
 def _infeasible(graph: RematGraph, budget: int, why: str) -> MemoryBudgetError:
@@ -122,8 +136,9 @@ def solve(
         return _plan(g, bytes_, list(range(g.n)), "optimal", method, began, g.total_cost,
                      {"keep_all": True})
     heuristic_time = min(2.0, 0.15 * time_limit) if method != "heuristic" else 0.5
-    if method == "cpsat" and g.n > LARGE_MODEL_NODES:  # the model would not build in time:
-        heuristic_time = 0.6 * time_limit  # randomized repair restarts are worth more
+    large = method == "cpsat" and g.n > LARGE_MODEL_NODES
+    if large:  # the focused model leaves the heuristic's restarts a larger share
+        heuristic_time = min(0.35 * time_limit, 10.0)
     schedule = best_heuristic_schedule(g, bytes_, time_limit=heuristic_time, seed=seed)
     if method == "heuristic":
         if schedule is None:
@@ -134,6 +149,8 @@ def solve(
     from tcc.passes.remat.scaling import scale
 
     copies = _copy_limits(g, max_copies, schedule)
+    if large:
+        copies = _focus_copies(g, copies, schedule, FOCUS_NODES)
     remaining = time_limit - (time.perf_counter() - began)
     if remaining < 0.1:  # the limit always holds: no time left for a solver
         if schedule is None:
