@@ -154,3 +154,36 @@ def test_output_runs_with_default_blocking():
     options = default_options().with_(gett="always", verify=True)
     got = tcc.einsum("abcd,aebf->dfce", x, y, options=options)
     np.testing.assert_allclose(got, np.einsum("abcd,aebf->dfce", x, y), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("eq,shapes", [
+    ("ik,kj->ij", [(17, 13), (13, 23)]),
+    ("ki,jk->ij", [(9, 7), (11, 9)]),
+    ("abcd,aebf->dfce", [(3, 4, 5, 6), (3, 8, 4, 7)]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 7, 5), (2, 3, 9, 5)]),
+])
+def test_complex_as_four_real_products(dtype, eq, shapes):
+    rng = np.random.default_rng(3)
+    ops = [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(dtype) for s in shapes]
+    lanes = _lanes(np.dtype(dtype).type(0).real.dtype.name)
+    for params in (None, GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes)):
+        options = default_options().with_(gett="always", gett_params=params, verify=True)
+        kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+        packs = kernel.ir().count("allocate Bp")  # Ar Br, Ai Bi, Ar Bi, Ai Br
+        assert packs >= 4 and packs % 4 == 0
+        tol = 1e-4 if dtype == "complex64" else 1e-10
+        np.testing.assert_allclose(kernel(*ops), np.einsum(eq, *ops), rtol=tol, atol=tol)
+
+
+def test_complex_strided_views_and_accumulation():
+    rng = np.random.default_rng(4)
+    a = (rng.standard_normal((20, 7)) + 1j * rng.standard_normal((20, 7)))[::2, ::-1]
+    b = (rng.standard_normal((9, 7)) + 1j * rng.standard_normal((9, 7))).T
+    options = default_options().with_(gett="always", verify=True)
+    np.testing.assert_allclose(tcc.einsum("ik,kj->ij", a, b, options=options), a @ b,
+                               rtol=1e-10, atol=1e-10)
+    prog = tcc.program("C[i,j] = sum_k A[i,k] * B[k,j]\nC[i,j] += sum_k A[i,k] * B[k,j] * 0.5",
+                       shapes=dict(i=10, k=7, j=9), dtype="complex128")
+    out = tcc.compile_program(prog, options)(A=a, B=b)["C"]
+    np.testing.assert_allclose(out, 1.5 * (a @ b), rtol=1e-10, atol=1e-10)

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tcc.dtypes import DTYPES
 from tcc.frontend.einsum import parse_einsum
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.paths import choose_path
 from tcc.passes.pipeline import vector_bits
-from tcc.passes.schedule.gett import GettParams, GettShape, analyze, cache_sizes
+from tcc.passes.schedule.gett import GettParams, GettShape, analyze, cache_sizes, real_dtype
 
 MAX_ACCUMULATORS = 28  # vector registers holding the micro-tile (of 32 with AVX-512)
 CACHE_FACTOR = 2  # a panel may exceed its cache level by this factor
@@ -155,7 +156,7 @@ class SearchSpace:
 
     @classmethod
     def build(cls, workload: Workload, features: str, max_threads: int) -> SearchSpace:
-        itemsize = 4 if workload.dtype == "float32" else 8
+        itemsize = DTYPES[real_dtype(workload.dtype)].itemsize
         lanes = max(vector_bits(features) // (8 * itemsize), 1)
         view = gett_view(workload.program()) if workload.dtype in ("float32", "float64") else None
         if view is None:
@@ -170,7 +171,7 @@ class SearchSpace:
 
     @property
     def itemsize(self) -> int:
-        return 4 if self.workload.dtype == "float32" else 8
+        return DTYPES[real_dtype(self.workload.dtype)].itemsize
 
     # -- choices per dimension ----------------------------------------------------------
     def mr_choices(self) -> list[int]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from tcc.dtypes import DTYPES
@@ -34,8 +34,14 @@ from tcc.ir import loops as L
 from tcc.ir import program as P
 from tcc.passes.lower import _Accesses, epilogue_nest, identity
 
-# wraparound integer arithmetic is exact in any order, so integers share the template
-GETT_DTYPES = ("float32", "float64", "int32", "int64")
+# wraparound integer arithmetic is exact in any order, so integers share the template;
+# a complex product runs as four real ones on the interleaved parts (see gett_kernel)
+GETT_DTYPES = ("float32", "float64", "int32", "int64", "complex64", "complex128")
+
+
+def real_dtype(dtype: str) -> str:
+    """The dtype the micro-kernel computes in: a complex dtype's component."""
+    return DTYPES[dtype].component or dtype if DTYPES[dtype].is_complex else dtype
 
 Aff = L.Affine
 
@@ -64,7 +70,7 @@ def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
     of L1 while the tile loop sweeps B's micro-panels; the KC x NC B block fills half of
     L2; KC is as deep as that allows up to 256 (each K block costs a pass over C).
     Measured best among the candidates on an AVX-512 Xeon (Emerald Rapids)."""
-    itemsize = DTYPES[dtype].itemsize
+    itemsize = DTYPES[real_dtype(dtype)].itemsize
     lanes = max(vector_bits // (8 * itemsize), 1)
     vectors = 4 if vector_bits >= 512 else 2
     mr, nr = 6, vectors * lanes
@@ -147,6 +153,7 @@ class GettShape:
     sizes: dict[str, int]
     coefs: dict[str, dict[str, int]]  # tensor -> index -> element stride
     scale: float = 1.0  # constant factors of the product, applied as C is written
+    offsets: dict[str, int] = field(default_factory=dict)  # element offset of each tensor
 
     def extent(self, group: tuple[str, ...]) -> int:
         total = 1
@@ -165,6 +172,8 @@ def analyze(
     """The GEMM view of ``stmt``, or None when GETT does not apply."""
     if stmt.reduce not in ("sum", None) or stmt.dtype not in GETT_DTYPES:
         return None
+    if DTYPES[stmt.dtype].is_complex and stmt.epilogue is not None:
+        return None  # the four real products leave no single place for an epilogue
     if set(program.dynamic) & set(P.statement_indices(stmt)):
         return None  # run-time sizes take the loop nest
     factors = _factors(stmt.expr)
@@ -256,7 +265,7 @@ class _Builder:
         return Aff(), ((name, flat),)
 
     def address(self, tensor: str, parts: list[tuple[tuple[str, ...], Aff]]) -> tuple:
-        index, lookups = Aff(), ()
+        index, lookups = Aff((), self.s.offsets.get(tensor, 0)), ()
         for group, flat in parts:
             affine, extra = self.offset(tensor, group, flat)
             index, lookups = index + affine, lookups + extra
@@ -505,14 +514,35 @@ def gett_kernel(
     layouts: Mapping[str, tuple[int, ...]],
     name: str,
 ) -> L.Kernel:
-    builder = _Builder(shape, params, stmt.dtype, stmt.accumulate)
-    body = builder.kernel_body()
+    accesses = _Accesses(program, stmt, layouts)
+    operands = (*dict.fromkeys(r.tensor for r in P.statement_reads(stmt)), stmt.target)
+    role = {t: "out" if t == stmt.target else "in" for t in operands}
+    if DTYPES[stmt.dtype].is_complex:
+        body = _complex_body(shape, params, stmt)
+        real = real_dtype(stmt.dtype)  # each buffer as its interleaved real parts
+        buffers = tuple(
+            L.Buffer(t, real, role[t], (*program.tensor(t).shape, 2),
+                     (*(2 * x for x in accesses.strides_of(t)), 1)) for t in operands)
+        return L.Kernel(name, buffers, body)
+    body = _Builder(shape, params, stmt.dtype, stmt.accumulate).kernel_body()
     if stmt.epilogue is not None:  # elementwise work fused after the contraction
         body += epilogue_nest(program, stmt, layouts)
-    accesses = _Accesses(program, stmt, layouts)
     buffers = tuple(
-        L.Buffer(t, program.tensor(t).dtype, "out" if t == stmt.target else "in",
-                 program.tensor(t).shape, accesses.strides_of(t))
-        for t in (*dict.fromkeys(r.tensor for r in P.statement_reads(stmt)), stmt.target)
-    )
+        L.Buffer(t, program.tensor(t).dtype, role[t], program.tensor(t).shape,
+                 accesses.strides_of(t)) for t in operands)
     return L.Kernel(name, buffers, body)
+
+
+def _complex_body(shape: GettShape, params: GettParams, stmt: P.Statement) -> tuple:
+    """``C = A B`` on complex tensors as four real GETTs over the interleaved parts:
+    ``Cr = Ar Br - Ai Bi`` and ``Ci = Ar Bi + Ai Br`` (strides doubled, the imaginary part
+    one element further). Same FLOPs as a complex kernel, no copies of the operands."""
+    coefs = {t: {i: 2 * c for i, c in per.items()} for t, per in shape.coefs.items()}
+    a, b, c = shape.a, shape.b, shape.c
+    body: tuple[L.Stmt, ...] = ()
+    for out, a_part, b_part, sign, add in ((0, 0, 0, 1.0, stmt.accumulate), (0, 1, 1, -1.0, True),
+                                           (1, 0, 1, 1.0, stmt.accumulate), (1, 1, 0, 1.0, True)):
+        part = replace(shape, coefs=coefs, scale=shape.scale * sign,
+                       offsets={a: a_part, b: b_part, c: out})
+        body += _Builder(part, params, real_dtype(stmt.dtype), add).kernel_body()
+    return body
