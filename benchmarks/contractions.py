@@ -43,6 +43,8 @@ PERMUTED = [
     ("abcdef,dega->gfbc", dict(a=24, b=16, c=16, d=24, e=16, f=16, g=24), "float32"),
     ("abcdef,gdab->efgc", dict(a=24, b=16, c=16, d=24, e=16, f=16, g=24), "float32"),
     ("ijkl,klmn->ijmn", dict(i=32, j=32, k=32, l=32, m=32, n=32), "float64"),
+    ("ik,kj->ij", dict(i=1024, k=1024, j=1024), "complex64"),
+    ("abcd,aebf->dfce", dict(a=24, b=24, c=24, d=24, e=24, f=24), "complex128"),
 ]
 
 
@@ -71,6 +73,8 @@ def main() -> None:
 
     def measure(eq: str, shapes, dtype: str, digits: int, flops: float | None) -> None:
         ops = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        if np.dtype(dtype).kind == "c":
+            ops = [o + 1j * rng.standard_normal(o.shape).astype(dtype) for o in ops]
         kernel = tcc.compile(eq, *shapes, dtype=dtype)
         got, want = kernel(*ops), np.einsum(eq, *ops, optimize=True)
         ok = np.allclose(got, want, rtol=1e-3, atol=1e-2)
@@ -87,7 +91,8 @@ def main() -> None:
         rate = ""
         if flops is not None:
             gflops = flops / t_tcc / 1e9
-            rate = f"{gflops:>8.1f} {100 * gflops / peaks[dtype]:>5.0f}%"
+            peak = peaks["float32" if dtype in ("float32", "complex64") else "float64"]
+            rate = f"{gflops:>8.1f} {100 * gflops / peak:>5.0f}%"
         print(f"{eq:20} {dtype:8} {t_tcc * 1e3:>9.{digits}f} {t_oe * 1e3:>9.{digits}f} "
               f"{t_np * 1e3:>9.{digits}f} {vs_oe:>6.2f} {vs_np:>6.2f} {rate}"
               f"{'' if ok else '  WRONG'}")
@@ -95,7 +100,8 @@ def main() -> None:
     for eq, sizes, dtype in PERMUTED:
         if args.quick:
             sizes = {k: max(2, v // 2) for k, v in sizes.items()}
-        measure(eq, shapes_from_sizes(eq, sizes), dtype, 2, flop_count(eq, sizes))
+        real = 4 if np.dtype(dtype).kind == "c" else 1  # a complex multiply-add is 4 real
+        measure(eq, shapes_from_sizes(eq, sizes), dtype, 2, real * flop_count(eq, sizes))
     print("\n== the tcc demo suite\n" + header)
     for case in SUITE:
         sizes = dict(case.quick_sizes if args.quick else case.sizes)
