@@ -187,3 +187,43 @@ def test_complex_strided_views_and_accumulation():
                        shapes=dict(i=10, k=7, j=9), dtype="complex128")
     out = tcc.compile_program(prog, options)(A=a, B=b)["C"]
     np.testing.assert_allclose(out, 1.5 * (a @ b), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128", "int64"])
+@pytest.mark.parametrize("eq,shapes", [
+    ("ik,kj->ij", [(7, 171), (171, 9)]),
+    ("abc,bda->dc", [(15, 13, 10), (13, 5, 15)]),
+    ("bik,bkj->bij", [(2, 5, 170), (2, 170, 6)]),
+])
+def test_long_k_split_across_threads(threads, dtype, eq, shapes):
+    # a small output and a long K: each thread takes a share of K into its own partial
+    # output, then the partials are added (one parallel region instead of two per K block)
+    rng = np.random.default_rng(5)
+    ops = [rng.standard_normal(s) for s in shapes]
+    if dtype.startswith("complex"):
+        ops = [o + 1j * rng.standard_normal(o.shape) for o in ops]
+    ops = [(10 * o).astype(dtype) for o in ops]
+    lanes = _lanes("float64" if dtype == "complex128" else dtype)
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes, threads=threads)
+    options = default_options().with_(gett="always", gett_params=params, num_threads=threads,
+                                      verify=True)
+    kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+    assert "allocate Cs" in kernel.ir() and "for kt in" in kernel.ir()
+    want = np.einsum(eq, *ops)
+    if dtype == "int64":
+        np.testing.assert_array_equal(kernel(*ops), want)
+    else:
+        np.testing.assert_allclose(kernel(*ops), want, rtol=1e-4, atol=1e-3)
+
+
+def test_long_k_split_accumulates_and_scales():
+    prog = tcc.program("C[i,j] = sum_k A[i,k] * B[k,j]\nC[i,j] += sum_k A[i,k] * B[k,j] * 0.5",
+                       shapes=dict(i=6, k=140, j=10), dtype="float64")
+    params = GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, threads=2)
+    options = default_options().with_(gett="always", gett_params=params, num_threads=2,
+                                      verify=True)
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((6, 140)), rng.standard_normal((140, 10))
+    out = tcc.compile_program(prog, options)(A=a, B=b)["C"]
+    np.testing.assert_allclose(out, 1.5 * (a @ b), rtol=1e-12, atol=1e-12)

@@ -12,12 +12,16 @@ BLIS one, with packing from any strides and a register-blocked micro-kernel of v
           for ic in 0..ceil(M/MC):             # parallel
             Ap = pack A[ic*MC.., pc*KC..]      # MR-tall panels
             for ir, jr over the panels:        # jr innermost: tiles sweep along C
-              acc[MR][NR/VW] = 0                # vector registers
+              acc[MR][NR/VW] = 0; prefetch C[tile]   # vector registers
               for k in 0..kc: acc[i][v] += Ap[ir][k][i] * Bp[jr][k][v*VW:(v+1)*VW]
-              C[tile] (+)= acc                  # through a small tile buffer, edge-safe
+              C[tile] (+)= acc                  # whole vectors where C allows, else
+                                                # runs or elements via a tile buffer
 
 Roles are swapped when C's unit-stride index is in M, so the micro-kernel's vectors run
-along C's contiguous dimension.
+along C's contiguous dimension; M is flattened in A's stride order (A is packed once per
+N block), N in the order of whichever of B and C moves more data. When C is contiguous
+along N only in runs (``abcd,aebf->dfce``: runs of e), tiles are written a run at a time.
+Complex tensors run as four real products over their interleaved parts.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from tcc.passes.lower import _Accesses, epilogue_nest, identity
 # wraparound integer arithmetic is exact in any order, so integers share the template;
 # a complex product runs as four real ones on the interleaved parts (see gett_kernel)
 GETT_DTYPES = ("float32", "float64", "int32", "int64", "complex64", "complex128")
+
+
+SPLIT_K_MAX_PARTIALS = 1 << 20  # elements of partial outputs for K split across threads
 
 
 def real_dtype(dtype: str) -> str:
@@ -153,7 +160,7 @@ class GettShape:
     sizes: dict[str, int]
     coefs: dict[str, dict[str, int]]  # tensor -> index -> element stride
     scale: float = 1.0  # constant factors of the product, applied as C is written
-    offsets: dict[str, int] = field(default_factory=dict)  # element offset of each tensor
+    offsets: dict[str, Aff | int] = field(default_factory=dict)  # element offset per tensor
 
     def extent(self, group: tuple[str, ...]) -> int:
         total = 1
@@ -265,7 +272,7 @@ class _Builder:
         return Aff(), ((name, flat),)
 
     def address(self, tensor: str, parts: list[tuple[tuple[str, ...], Aff]]) -> tuple:
-        index, lookups = Aff((), self.s.offsets.get(tensor, 0)), ()
+        index, lookups = Aff() + self.s.offsets.get(tensor, 0), ()
         for group, flat in parts:
             affine, extra = self.offset(tensor, group, flat)
             index, lookups = index + affine, lookups + extra
@@ -490,20 +497,78 @@ class _Builder:
         p, s = self.p, self.s
         batches = s.extent(s.batch)
         self.parallel_batch = p.threads > 1 and batches >= 2 * p.threads
+        parts, share = self.split_k()
+        if parts > 1:
+            return self.split_body(parts, share)
         self.inner_kind = "serial" if self.parallel_batch or p.threads == 1 else "parallel"
-        bt = Aff.var("bt") if s.batch else Aff()
-        jc = Aff.var("jc")
-        k_blocks = -(-s.extent(s.k) // p.kc)
-        per_jc: list[L.Stmt] = [self.block(bt, jc, Aff(), first=True)]
-        if k_blocks > 1:
-            pc = Aff.var("pc") + 1
-            per_jc.append(L.For("pc", k_blocks - 1, (self.block(bt, jc, pc, first=False),)))
-        n_blocks = -(-s.extent(s.n) // p.nc)
-        body: tuple[L.Stmt, ...] = (L.For("jc", n_blocks, tuple(per_jc)),)
+        body = self.k_nest(Aff(), -(-s.extent(s.k) // p.kc), None)
         if s.batch:
             kind = "parallel" if self.parallel_batch else "serial"
             body = (L.For("bt", batches, body, kind=kind),)
         return self.fill_tables(body)
+
+    def k_nest(self, pc0: Aff, k_blocks: int, rest: Aff | None) -> tuple[L.Stmt, ...]:
+        """The jc / pc loops over K blocks ``pc0``, ``pc0 + 1``, ... (``k_blocks`` of them,
+        or fewer once ``rest`` elements of K past the first block run out)."""
+        p, s = self.p, self.s
+        bt = Aff.var("bt") if s.batch else Aff()
+        jc = Aff.var("jc")
+        per_jc: list[L.Stmt] = [self.block(bt, jc, pc0, first=True)]
+        if k_blocks > 1:
+            pc = pc0 + Aff.var("pc") + 1
+            per_jc.append(L.For("pc", k_blocks - 1, (self.block(bt, jc, pc, first=False),),
+                                bound=rest, bound_step=p.kc if rest is not None else 1))
+        n_blocks = -(-s.extent(s.n) // p.nc)
+        return (L.For("jc", n_blocks, tuple(per_jc)),)
+
+    def split_k(self) -> tuple[int, int]:
+        """(threads, K elements each) when the threads should split K instead of M: the
+        output is small next to K, so splitting M would make the threads meet at two
+        barriers per K block (hundreds per call, each a chance to wait on a descheduled
+        thread); with K split they meet once, then add their partial outputs. (1, K)
+        otherwise."""
+        p, s = self.p, self.s
+        k, out = s.extent(s.k), s.extent(s.batch + s.m + s.n)
+        if (p.threads < 2 or self.parallel_batch or k < 8 * p.threads * p.kc
+                or out * p.threads > SPLIT_K_MAX_PARTIALS):
+            return 1, k
+        per_thread = -(-k // p.threads)
+        share = -(-per_thread // p.kc) * p.kc
+        return -(-k // share), share
+
+    def split_body(self, parts: int, share: int) -> tuple[L.Stmt, ...]:
+        """Thread ``kt`` computes K elements ``kt*share..`` into partial output ``Cs[kt]``
+        (contiguous over batch, M, N); then C (+)= the sum of the partials."""
+        p, s = self.p, self.s
+        groups = s.batch + s.m + s.n
+        strides: dict[str, int] = {}
+        size = 1
+        for index in reversed(groups):
+            strides[index] = size
+            size *= s.sizes[index]
+        partial = replace(s, c="Cs", coefs={**s.coefs, "Cs": strides},
+                          offsets={**s.offsets, "Cs": Aff.var("kt", size)})
+        worker = _Builder(partial, p, self.dtype, accumulate=False)
+        worker.parallel_batch, worker.inner_kind = False, "serial"
+        pc0 = Aff.var("kt", share // p.kc)
+        nest = worker.k_nest(pc0, share // p.kc, s.extent(s.k) - pc0 * p.kc - p.kc)
+        if s.batch:
+            nest = (L.For("bt", s.extent(s.batch), nest),)
+        total: L.Scalar | None = None
+        flat = Aff.of({f"r_{i}": strides[i] for i in groups})
+        for t in range(parts):
+            term = L.Load("Cs", flat + t * size)
+            total = term if total is None else L.Binary("add", total, term)
+        assert total is not None
+        offset = s.offsets.get(s.c, 0)
+        index = Aff.of({f"r_{i}": s.coefs[s.c].get(i, 0) for i in groups}) + offset
+        if self.accumulate:
+            total = L.Binary("add", L.Load(s.c, index), total)
+        reduce: L.Stmt = L.Store(s.c, index, total)
+        for i in reversed(groups):
+            reduce = L.For(f"r_{i}", s.sizes[i], (reduce,))
+        body = (L.For("kt", parts, worker.fill_tables(nest), kind="parallel"), reduce)
+        return (L.Allocate("Cs", self.dtype, parts * size, body),)
 
 
 def gett_kernel(
