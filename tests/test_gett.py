@@ -227,3 +227,15 @@ def test_long_k_split_accumulates_and_scales():
     a, b = rng.standard_normal((6, 140)), rng.standard_normal((140, 10))
     out = tcc.compile_program(prog, options)(A=a, B=b)["C"]
     np.testing.assert_allclose(out, 1.5 * (a @ b), rtol=1e-12, atol=1e-12)
+
+
+def test_packed_panels_are_zero_past_the_edges():
+    # the micro-kernel multiplies whole panels; lanes past M or N must hold zeros, not
+    # stale bytes (freed int64 tables read as denormal floats stall every FMA)
+    options = default_options().with_(gett="always", gett_params=small_params("float64"))
+    text = tcc.compile("ik,kj->ij", (7, 9), (9, 11), options=options).ir()
+    lines = text.splitlines()
+    for name in ("Ap", "Bp"):
+        fills = [k for k, line in enumerate(lines) if line.strip().startswith("for z in")
+                 and lines[k + 1].strip().startswith(f"{name}[")]
+        assert fills and all(lines[k + 1].strip().endswith("= 0.0") for k in fills)

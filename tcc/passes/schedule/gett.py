@@ -321,7 +321,14 @@ class _Builder:
         # k outer, lanes inner: the stores run contiguously through the panel and the
         # loads form ``width`` sequential streams (or one, when the group is unit-stride);
         # reading along K instead scatters the stores (measured 10-15 % slower overall)
-        inner = L.For("k", p.kc, (L.For(lane_var, width, (store,), bound=lane_bound),),
+        # lanes past the edge are zeroed: the micro-kernel multiplies them too (their
+        # results are dropped), and stale bytes there (an int64 offset table freed a call
+        # ago) read as denormal floats that slow every FMA by microcode assists (measured:
+        # one thread 8x slower, calls alternating between 93 and 600 ms)
+        pad = L.Store(name, Aff.of({panel_var: panel, "k": width, "z": 1}) + lane_bound,
+                      L.Const(identity("sum", self.dtype), self.dtype))
+        inner = L.For("k", p.kc, (L.For(lane_var, width, (store,), bound=lane_bound),
+                                  L.For("z", width, (pad,), bound=width - lane_bound)),
                       bound=k_left)
         return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
 
