@@ -44,7 +44,7 @@ class Options:
     - ``verify``: run the IR verifiers between passes (``TCC_VERIFY``; tests turn it on).
     - ``gett``: when pairwise contractions use the GETT template: "auto" (big enough ones),
       "always" (wherever it applies) or "never"; ``gett_params`` overrides its blocking
-      (a ``tcc.passes.schedule.gett.GettParams``; the autotuner sets it).
+      (a ``tcc.passes.schedule.blocking.GettParams``; the autotuner sets it).
     """
 
     cache_dir: str = field(default_factory=_default_cache_dir)

@@ -11,7 +11,7 @@ import pytest
 
 import tcc
 from tcc.options import default_options
-from tcc.passes.schedule.gett import GettParams
+from tcc.passes.schedule.blocking import GettParams
 
 
 def _lanes(dtype: str) -> int:

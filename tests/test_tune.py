@@ -57,7 +57,7 @@ def test_compile_with_tuning_false_ignores_records(tuned):
 
 
 def test_explicit_params_win_over_records(tuned):
-    from tcc.passes.schedule.gett import GettParams
+    from tcc.passes.schedule.blocking import GettParams
 
     _, options = tuned
     params = GettParams(mr=4, nr=16, kc=32, mc=16, nc=32, lanes=16, threads=1)

@@ -13,13 +13,8 @@ from tcc.ir import loops as L
 from tcc.ir import program as P
 from tcc.passes.lower import lower_statement
 from tcc.passes.schedule import primitives
-from tcc.passes.schedule.gett import (
-    GettParams,
-    analyze,
-    default_params,
-    fit_params,
-    gett_kernel,
-)
+from tcc.passes.schedule.blocking import GettParams, default_params, fit_params
+from tcc.passes.schedule.gett import analyze, gett_kernel
 
 GETT_MIN_FLOPS = 2 * 48**3  # below this, packing costs more than it saves
 PARALLEL_MIN_FLOPS = 2 * 128**3  # below this, one thread beats waking the pool

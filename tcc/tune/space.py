@@ -28,7 +28,8 @@ from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.paths import choose_path
 from tcc.passes.pipeline import vector_bits
-from tcc.passes.schedule.gett import GettParams, GettShape, analyze, cache_sizes, real_dtype
+from tcc.passes.schedule.blocking import GettParams, cache_sizes, real_dtype
+from tcc.passes.schedule.gett import GettShape, analyze
 
 MAX_ACCUMULATORS = 28  # vector registers holding the micro-tile (of 32 with AVX-512)
 CACHE_FACTOR = 2  # a panel may exceed its cache level by this factor

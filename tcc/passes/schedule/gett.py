@@ -27,16 +27,15 @@ Complex tensors run as four real products over their interleaved parts.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
 
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
 from tcc.ir import program as P
 from tcc.passes.lower import _Accesses, epilogue_nest, identity
+from tcc.passes.schedule.blocking import GettParams, real_dtype
 
 # wraparound integer arithmetic is exact in any order, so integers share the template;
 # a complex product runs as four real ones on the interleaved parts (see gett_kernel)
@@ -45,105 +44,7 @@ GETT_DTYPES = ("float32", "float64", "int32", "int64", "complex64", "complex128"
 
 SPLIT_K_MAX_PARTIALS = 1 << 20  # elements of partial outputs for K split across threads
 
-
-def real_dtype(dtype: str) -> str:
-    """The dtype the micro-kernel computes in: a complex dtype's component."""
-    return DTYPES[dtype].component or dtype if DTYPES[dtype].is_complex else dtype
-
 Aff = L.Affine
-
-
-@dataclass(frozen=True, slots=True)
-class GettParams:
-    """Blocking: micro-tile MR x NR (NR a multiple of the vector width), cache blocks."""
-
-    mr: int
-    nr: int
-    kc: int
-    mc: int
-    nc: int
-    lanes: int
-    threads: int = 1
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-
-def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
-    """Blocking from the register file and the cache sizes of this machine.
-
-    MR x NR: 6 x 4 vectors of accumulators (24 of 32 AVX-512 registers; 6 x 2 of 16
-    below AVX-512, as BLIS does on Haswell). The MR x KC A micro-panel stays in a quarter
-    of L1 while the tile loop sweeps B's micro-panels; the KC x NC B block fills half of
-    L2; KC is as deep as that allows up to 256 (each K block costs a pass over C).
-    Measured best among the candidates on an AVX-512 Xeon (Emerald Rapids)."""
-    itemsize = DTYPES[real_dtype(dtype)].itemsize
-    lanes = max(vector_bits // (8 * itemsize), 1)
-    vectors = 4 if vector_bits >= 512 else 2
-    mr, nr = 6, vectors * lanes
-    l1, l2, _ = cache_sizes()
-    kc = max(64, min(256, l1 // 4 // (mr * itemsize)) // 8 * 8)
-    nc = max(nr, l2 // 2 // (kc * itemsize) // nr * nr)
-    return GettParams(mr=mr, nr=nr, kc=kc, mc=96, nc=nc, lanes=lanes, threads=threads)
-
-
-@cache
-def cache_sizes() -> tuple[int, int, int]:
-    """Per-core L1 data, L2 and L3 sizes in bytes (sysfs; usual values when unknown)."""
-    sizes = {1: 32 << 10, 2: 1 << 20, 3: 8 << 20}
-    root = "/sys/devices/system/cpu/cpu0/cache"
-    try:
-        for entry in os.listdir(root):
-            path = os.path.join(root, entry)
-            if not entry.startswith("index"):
-                continue
-            with open(os.path.join(path, "type")) as f:
-                if f.read().strip() == "Instruction":
-                    continue
-            with open(os.path.join(path, "level")) as f:
-                level = int(f.read())
-            with open(os.path.join(path, "size")) as f:
-                text = f.read().strip().upper()
-            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-            sizes[level] = int(text.rstrip("KMG")) * scale
-    except (OSError, ValueError):
-        pass
-    return sizes[1], sizes[2], sizes.get(3, sizes[2])
-
-
-def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0) -> GettParams:
-    """Adapt default blocking to a shape: a narrow N gets a narrower micro-tile (and a
-    taller one, same registers); M blocks are sized so the threads get equal shares; K
-    blocks are equal (no short last block paying a whole C update for little work)."""
-    lanes = params.lanes
-    nr, mr = params.nr, params.mr
-    vectors_needed = -(-n // lanes)
-    if vectors_needed < nr // lanes:
-        nr = vectors_needed * lanes
-        mr = min(max(mr * params.nr // nr, mr), 16 if vectors_needed == 1 else 12)
-    mc = max(mr, params.mc // mr * mr)
-    if params.threads > 1 and batches < 2 * params.threads:  # threads split the M blocks
-        mc = balanced_block(m, mr, mc, params.threads)
-    nc = max(nr, params.nc // nr * nr)
-    kc = params.kc
-    if k > kc:
-        kc = -(-k // -(-k // kc))
-        kc = -(-kc // 8) * 8
-    return replace(params, mr=mr, nr=nr, mc=mc, nc=nc, kc=kc)
-
-
-def balanced_block(m: int, mr: int, mc: int, threads: int) -> int:
-    """An M block (a multiple of ``mr``, at most ``mc``, at least about half of it) for
-    which the busiest thread gets the fewest rows, when the blocks are dealt out to
-    ``threads`` in contiguous chunks as the parallel runtime does."""
-    low = max(mr, (mc // 2) // mr * mr)
-    busiest = {}
-    for block in range(low, mc + 1, mr):
-        blocks = -(-m // block)
-        busiest[block] = min(-(-blocks // threads) * block, m)
-    fewest = min(busiest.values())
-    # the largest block within 1 % of the best balance (larger blocks pack less often)
-    return max(b for b, rows in busiest.items() if rows <= fewest * 1.01)
 
 
 @dataclass(frozen=True, slots=True)
