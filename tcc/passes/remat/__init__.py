@@ -117,7 +117,10 @@ def solve(
 
     ``budget`` is absolute (int bytes or ``"64MB"``); ``budget_fraction=f`` means
     ``ceil(f * peak_memory_in_order(graph))`` instead. Raises :class:`MemoryBudgetError`
-    when no schedule can fit, :class:`SolverTimeoutError` when none was found in time."""
+    when no schedule can fit, :class:`SolverTimeoutError` when none was found in time.
+    On graphs of more than ``LARGE_MODEL_NODES`` nodes, CP-SAT may recompute only the
+    ``FOCUS_NODES`` most promising ones (those the heuristic recomputes, then the cheapest
+    per byte); ``max_copies`` applies within them."""
     began = time.perf_counter()
     g = as_remat_graph(graph, order)
     if method not in METHODS:
