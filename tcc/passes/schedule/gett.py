@@ -449,11 +449,7 @@ class _Builder:
         (contiguous over batch, M, N); then C (+)= the sum of the partials."""
         p, s = self.p, self.s
         groups = s.batch + s.m + s.n
-        strides: dict[str, int] = {}
-        size = 1
-        for index in reversed(groups):
-            strides[index] = size
-            size *= s.sizes[index]
+        strides, size = _contiguous_strides(s, groups)
         partial = replace(s, c="Cs", coefs={**s.coefs, "Cs": strides},
                           offsets={**s.offsets, "Cs": Aff.var("kt", size)})
         worker = _Builder(partial, p, self.dtype, accumulate=False)
@@ -507,15 +503,41 @@ def gett_kernel(
 
 
 def _complex_body(shape: GettShape, params: GettParams, stmt: P.Statement) -> tuple:
-    """``C = A B`` on complex tensors as four real GETTs over the interleaved parts:
-    ``Cr = Ar Br - Ai Bi`` and ``Ci = Ar Bi + Ai Br`` (strides doubled, the imaginary part
-    one element further). Same FLOPs as a complex kernel, no copies of the operands."""
+    """``C = A B`` on complex tensors as four real GETTs over the interleaved parts of A and
+    B (strides doubled, the imaginary part one element further): ``Cr = Ar Br - Ai Bi``,
+    ``Ci = Ar Bi + Ai Br`` into a contiguous real buffer ``Cw`` (whole-vector tile updates),
+    then interleaved into C. Same FLOPs as a complex kernel, no copies of the operands."""
     coefs = {t: {i: 2 * c for i, c in per.items()} for t, per in shape.coefs.items()}
     a, b, c = shape.a, shape.b, shape.c
+    groups = shape.batch + shape.m + shape.n
+    strides, size = _contiguous_strides(shape, groups)
+    real = real_dtype(stmt.dtype)
     body: tuple[L.Stmt, ...] = ()
-    for out, a_part, b_part, sign, add in ((0, 0, 0, 1.0, stmt.accumulate), (0, 1, 1, -1.0, True),
-                                           (1, 0, 1, 1.0, stmt.accumulate), (1, 1, 0, 1.0, True)):
-        part = replace(shape, coefs=coefs, scale=shape.scale * sign,
-                       offsets={a: a_part, b: b_part, c: out})
-        body += _Builder(part, params, real_dtype(stmt.dtype), add).kernel_body()
-    return body
+    for out, a_part, b_part, sign, add in ((0, 0, 0, 1.0, False), (0, 1, 1, -1.0, True),
+                                           (1, 0, 1, 1.0, False), (1, 1, 0, 1.0, True)):
+        part = replace(shape, c="Cw", coefs={**coefs, "Cw": strides},
+                       scale=shape.scale * sign,
+                       offsets={a: a_part, b: b_part, "Cw": out * size})
+        body += _Builder(part, params, real, add).kernel_body()
+    flat = Aff.of({f"r_{i}": strides[i] for i in groups})
+    where = Aff.of({f"r_{i}": coefs[c].get(i, 0) for i in groups})
+    stores: list[L.Stmt] = []
+    for imag in (0, 1):
+        value: L.Scalar = L.Load("Cw", flat + imag * size)
+        if stmt.accumulate:
+            value = L.Binary("add", L.Load(c, where + imag), value)
+        stores.append(L.Store(c, where + imag, value))
+    nest: tuple[L.Stmt, ...] = tuple(stores)
+    for i in reversed(groups):
+        nest = (L.For(f"r_{i}", shape.sizes[i], nest),)
+    return (L.Allocate("Cw", real, 2 * size, body + nest),)
+
+
+def _contiguous_strides(shape: GettShape, groups: tuple[str, ...]) -> tuple[dict[str, int], int]:
+    """Row-major element strides over ``groups`` (the last index fastest), and the size."""
+    strides: dict[str, int] = {}
+    size = 1
+    for index in reversed(groups):
+        strides[index] = size
+        size *= shape.sizes[index]
+    return strides, size
