@@ -3,8 +3,8 @@ called many times with 1 thread (no region) and with N threads, in the same run.
 
     python benchmarks/parallel_overhead.py
 
-The difference per call is the price of starting and joining the region's threads
-(tcc's runtime creates POSIX threads per region; kernels below the work thresholds in
+The difference per call is the price of waking and joining the region's threads (a
+persistent pool of POSIX threads; kernels below the work thresholds in
 tcc.passes.pipeline stay serial, so small calls never pay it).
 """
 

@@ -34,6 +34,17 @@ class CpuTarget:
     features: str
 
 
+def open_function(function: ir.Function) -> tuple[ir.IRBuilder, ir.Block]:
+    """A builder at the start of ``function``'s body, and its entry block: the entry keeps
+    the allocas and hoisted allocations; it branches to the body."""
+    entry = function.append_basic_block("entry")
+    body = function.append_basic_block("body")
+    builder = ir.IRBuilder(entry)
+    builder.branch(body)
+    builder.position_at_end(body)
+    return builder, entry
+
+
 @contextmanager
 def counted_loop(
     builder: ir.IRBuilder, trip: ir.Value | int, name: str, start: ir.Value | None = None
@@ -287,11 +298,7 @@ class _KernelRenderer:
                                 f"{b.function.name}.{stmt.var}.{len(module.globals)}")
         function.linkage = "internal"
         _set_attributes(function)
-        entry = function.append_basic_block("entry")
-        inner = ir.IRBuilder(entry)
-        body = function.append_basic_block("body")
-        inner.branch(body)
-        inner.position_at_end(body)
+        inner, entry = open_function(function)
         ctx = inner.bitcast(function.args[0], ir.PointerType(S.I64))
         loaded = [inner.load(inner.gep(ctx, [ir.Constant(S.I64, k)], source_etype=S.I64),
                              typ=S.I64) for k in range(len(values))]
@@ -344,11 +351,7 @@ def render_kernel(module: ir.Module, kernel: L.Kernel, threads: int = 1,
                   shared_runtime: bool = False) -> ir.Function:
     """Emit ``kernel`` as a function of ``module``: declare, create blocks, emit ops."""
     function = declare_kernel(module, kernel)
-    entry = function.append_basic_block("entry")
-    body = function.append_basic_block("body")
-    builder = ir.IRBuilder(entry)
-    builder.branch(body)
-    builder.position_at_end(body)
+    builder, entry = open_function(function)
     pointers = dict(zip((b.name for b in kernel.buffers), function.args, strict=False))
     renderer = _KernelRenderer(kernel, builder, entry, pointers, threads)
     renderer.shared_runtime = shared_runtime

@@ -23,7 +23,7 @@ import math
 from llvmlite import ir
 
 from tcc.codegen import scalar as S
-from tcc.codegen.llvm_cpu import _KernelRenderer
+from tcc.codegen.llvm_cpu import _KernelRenderer, open_function
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
@@ -178,11 +178,7 @@ def declare_kernel(module: ir.Module, gpu: GpuKernel) -> ir.Function:
 def render_kernel(module: ir.Module, gpu: GpuKernel) -> ir.Function:
     """Emit one GPU kernel: declare, create blocks, read the special registers, emit ops."""
     function = declare_kernel(module, gpu)
-    entry = function.append_basic_block("entry")
-    body = function.append_basic_block("body")
-    builder = ir.IRBuilder(entry)
-    builder.branch(body)
-    builder.position_at_end(body)
+    builder, entry = open_function(function)
     pointers = dict(zip((b.name for b in gpu.kernel.buffers), function.args, strict=True))
     renderer = _GpuRenderer(gpu, builder, entry, pointers)
     renderer.read_special_registers()

@@ -246,11 +246,13 @@ def tune(
         measurer = Measurer(workload, threads=threads, cache_dir=options.cache_dir,
                             workers=workers or 1, timeout=timeout or 600.0, seed=seed)
 
-        def record(number: int, config: Config, m: Measurement, counted: bool = True) -> None:
+        def record(number: int, config: Config, m: Measurement,
+                   confirming: bool = False) -> None:
+            """Store a trial; a re-measurement of a finalist is stored, not counted."""
             database.add(Trial(key, target, version, config_key(config), m.gflops, m.seconds,
                                m.status, m.error, time.time(), run_id,
-                               strategy if counted else CONFIRM))
-            if not counted:
+                               CONFIRM if confirming else strategy))
+            if confirming:
                 return
             result.history.append((number, config, m.status, m.gflops))
             if m.status != "ok":
@@ -321,7 +323,7 @@ def _confirm(measurer: Measurer, record, result: TuneResult, count: int) -> None
     jobs = [(-k - 1, config) for k, config in enumerate(configs)]  # no fault hook: number < 0
     for _ in range(CONFIRM_ROUNDS):
         for number, config, m in measurer.measure(jobs):
-            record(number, config, m, counted=False)
+            record(number, config, m, confirming=True)
 
 
 def _search(search, measurer: Measurer, record, result: TuneResult, trials: int,

@@ -156,6 +156,8 @@ class _Builder:
         self.dtype = dtype
         self.accumulate = accumulate
         self.tables: list[tuple[str, tuple[str, ...], str]] = []  # name, group, tensor
+        self.parallel_batch = False  # kernel_body decides both for the whole kernel
+        self.inner_kind = "serial"
 
     # -- addressing -------------------------------------------------------------------
     def offset(self, tensor: str, group: tuple[str, ...], flat: Aff) -> tuple[Aff, tuple]:
@@ -262,7 +264,7 @@ class _Builder:
         if run == p.lanes:  # whole vectors straight from the registers
             body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Local(
                 acc[i][j // p.lanes]))
-            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add, staged=False)
+            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
             body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         elif run >= 4:  # C is contiguous in runs of ``run`` columns: through the tile buffer
             body += self.stage_tile(acc)
@@ -452,8 +454,7 @@ class _Builder:
         strides, size = _contiguous_strides(s, groups)
         partial = replace(s, c="Cs", coefs={**s.coefs, "Cs": strides},
                           offsets={**s.offsets, "Cs": Aff.var("kt", size)})
-        worker = _Builder(partial, p, self.dtype, accumulate=False)
-        worker.parallel_batch, worker.inner_kind = False, "serial"
+        worker = _Builder(partial, p, self.dtype, accumulate=False)  # serial inside kt
         pc0 = Aff.var("kt", share // p.kc)
         nest = worker.k_nest(pc0, share // p.kc, s.extent(s.k) - pc0 * p.kc - p.kc)
         if s.batch:
