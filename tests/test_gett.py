@@ -117,6 +117,33 @@ def test_integers_use_the_template(dtype):
                                   np.einsum("ik,kj->ij", big, np.ones((3, 5), dtype)))
 
 
+@pytest.mark.parametrize("order", ["ir", "jr"])
+@pytest.mark.parametrize("prefetch", [0, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "int32"])
+def test_tile_order_and_prefetch(order, prefetch, dtype):
+    # both tile loop orders and panel prefetching, through every edge path, equal numpy
+    lanes = _lanes("float32" if dtype == "complex64" else dtype)
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes, threads=2,
+                        order=order, prefetch=prefetch)
+    rng = np.random.default_rng(7)
+    for eq, shapes in (("ik,kj->ij", ((37, 29), (29, 51))),
+                       ("abcd,aebf->dfce", ((5, 6, 7, 8), (5, 9, 6, 10)))):
+        ops = [(rng.standard_normal(s) * 4).astype(dtype) for s in shapes]
+        options = default_options().with_(gett="always", gett_params=params, verify=True)
+        kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+        want = np.einsum(eq, *ops)
+        np.testing.assert_allclose(kernel(*ops), want, rtol=1e-4, atol=1e-3)
+        streamed = "prefetch Bp[" if order == "ir" else "prefetch Ap["
+        assert (streamed in kernel.ir()) == bool(prefetch)
+
+
+def test_params_reject_unknown_choices():
+    with pytest.raises(ValueError, match="order"):
+        GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, order="kj")
+    with pytest.raises(ValueError, match="prefetch"):
+        GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, prefetch=-1)
+
+
 @pytest.mark.parametrize("e", [4, 5, 8, 12, 24])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("wide", [False, True])

@@ -8,9 +8,17 @@ import random
 import numpy as np
 import pytest
 
+from tcc.options import Options
 from tcc.tune.model import RidgeModel
 from tcc.tune.search import make_strategy
-from tcc.tune.space import MAX_ACCUMULATORS, SearchSpace, Workload, config_key
+from tcc.tune.space import (
+    MAX_ACCUMULATORS,
+    PREFETCH_CHOICES,
+    SearchSpace,
+    Workload,
+    apply_config,
+    config_key,
+)
 from tcc.tune.tuner import CONFIRM_ROUNDS
 
 
@@ -54,6 +62,27 @@ def test_space_rules_out_illegal_points():
     assert s.violations({**base, "threads": 3})
     assert s.violations({**base, "kc": 0})
     assert s.violations({**base, "kc": 4096, "mc": 2048})  # far beyond the caches
+
+
+def test_space_covers_tile_order_and_prefetch():
+    s = space()
+    rng = random.Random(1)
+    seen = {(c["order"], c["prefetch"]) for c in (s.sample(rng) for _ in range(300))
+            if "mr" in c}
+    assert {order for order, _ in seen} == {"ir", "jr"}
+    assert {prefetch for _, prefetch in seen} == set(PREFETCH_CHOICES)
+    base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 384, "lanes": 16, "threads": 1}
+    assert s.violations({**base, "order": "kj"}) and s.violations({**base, "prefetch": 3})
+    flips = {s.mutate({**base, "order": "ir"}, rng).get("order", "ir") for _ in range(100)}
+    assert flips == {"ir", "jr"}
+    # records written before these choices existed mean the default loop and no prefetch
+    params = apply_config(Options(), base).gett_params
+    assert (params.order, params.prefetch) == ("ir", 0)
+    params = apply_config(Options(), {**base, "order": "jr", "prefetch": 8}).gett_params
+    assert (params.order, params.prefetch) == ("jr", 8)
+    features = s.features({**base, "order": "jr", "prefetch": 8})
+    assert features.shape == s.features(base).shape and not np.array_equal(
+        features, s.features(base))
 
 
 def test_gett_view_of_permuted_and_batched_contractions():

@@ -4,7 +4,9 @@ A *config* is a plain dict, stored as JSON in the tuning database:
 
 - ``{}``: the default schedule (whatever ``tcc.compile`` picks with no tuning);
 - ``{"gett": "never"}``: the plain loop nest, no GETT template;
-- ``{"mr", "nr", "kc", "mc", "nc", "lanes", "threads"}``: a ``GettParams`` blocking.
+- ``{"mr", "nr", "kc", "mc", "nc", "lanes", "threads"}``: a ``GettParams`` blocking, with
+  optional ``"order"`` (the tile loop, "ir" or "jr") and ``"prefetch"`` (K steps ahead;
+  records written before these existed lack them and mean "ir" and 0).
 
 The space is derived from the workload's GETT view (the largest pairwise contraction of
 its Program); constraints rule out illegal or hopeless points before anything compiles.
@@ -28,7 +30,7 @@ from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.paths import choose_path
 from tcc.passes.pipeline import vector_bits
-from tcc.passes.schedule.blocking import GettParams, cache_sizes, real_dtype
+from tcc.passes.schedule.blocking import TILE_ORDERS, GettParams, cache_sizes, real_dtype
 from tcc.passes.schedule.gett import GettShape, analyze
 
 MAX_ACCUMULATORS = 28  # vector registers holding the micro-tile (of 32 with AVX-512)
@@ -37,6 +39,8 @@ KC_CHOICES = (16, 32, 48, 64, 96, 128, 192, 256, 320, 384, 512, 768, 1024, 1536,
 MC_BLOCKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # mc = mr * blocks
 NC_BLOCKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # nc = nr * blocks
 GETT_KEYS = ("mr", "nr", "kc", "mc", "nc", "lanes", "threads")
+PREFETCH_CHOICES = (0, 2, 4, 8, 16)  # K steps ahead
+CHOICE_DEFAULTS = {"order": "ir", "prefetch": 0}  # the schedule choices besides sizes
 
 Config = dict
 
@@ -53,7 +57,8 @@ def describe(config: Config) -> str:
         return "loop nest"
     c = config
     return (f"mr={c['mr']} nr={c['nr']} kc={c['kc']} mc={c['mc']} nc={c['nc']} "
-            f"threads={c['threads']}")
+            f"threads={c['threads']} order={c.get('order', 'ir')} "
+            f"prefetch={c.get('prefetch', 0)}")
 
 
 def apply_config(options: Options, config: Config) -> Options:
@@ -62,7 +67,9 @@ def apply_config(options: Options, config: Config) -> Options:
         return options
     if "mr" not in config:
         return options.with_(gett=config.get("gett", "never"))
-    return options.with_(gett_params=GettParams(**{k: int(config[k]) for k in GETT_KEYS}))
+    return options.with_(gett_params=GettParams(
+        **{k: int(config[k]) for k in GETT_KEYS}, order=str(config.get("order", "ir")),
+        prefetch=int(config.get("prefetch", 0))))
 
 
 def cpu_count() -> int:
@@ -217,6 +224,10 @@ class SearchSpace:
             why.append("mc/nc are not multiples of mr/nr")
         if c["mr"] * c["nr"] // c["lanes"] > MAX_ACCUMULATORS:
             why.append(f"{c['mr']}x{c['nr'] // c['lanes']} accumulators > {MAX_ACCUMULATORS}")
+        if c.get("order", "ir") not in TILE_ORDERS:
+            why.append(f"order {c['order']!r} is not one of {TILE_ORDERS}")
+        if c.get("prefetch", 0) not in PREFETCH_CHOICES:
+            why.append(f"prefetch {c['prefetch']} is not one of {PREFETCH_CHOICES}")
         if c["threads"] > self.max_threads:
             why.append(f"threads {c['threads']} > {self.max_threads}")
         l1, l2, l3 = self.caches
@@ -244,7 +255,8 @@ class SearchSpace:
             nr = rng.choice(self.nr_choices())
             config = {"mr": mr, "nr": nr, "kc": rng.choice(self.kc_choices()),
                       "mc": mr * rng.choice(MC_BLOCKS), "nc": nr * rng.choice(NC_BLOCKS),
-                      "lanes": self.lanes, "threads": rng.choice(self.thread_choices())}
+                      "lanes": self.lanes, "threads": rng.choice(self.thread_choices()),
+                      "order": rng.choice(TILE_ORDERS), "prefetch": rng.choice(PREFETCH_CHOICES)}
             config = self.normalize(config)
             if self.legal(config):
                 return config
@@ -256,21 +268,25 @@ class SearchSpace:
             return self.sample(rng)
         for _ in range(50):
             c = dict(config)
-            for key in rng.sample(("mr", "nr", "kc", "mc", "nc", "threads"), rng.choice((1, 2))):
+            keys = ("mr", "nr", "kc", "mc", "nc", "threads", "order", "prefetch")
+            for key in rng.sample(keys, rng.choice((1, 2))):
                 c[key] = self._neighbour(key, c, rng)
             c = self.normalize(c)
             if self.legal(c) and c != config:
                 return c
         return self.sample(rng)
 
-    def _neighbour(self, key: str, c: Config, rng: random.Random) -> int:
+    def _neighbour(self, key: str, c: Config, rng: random.Random) -> int | str:
+        if key == "order":
+            return "jr" if c.get("order", "ir") == "ir" else "ir"
         if key in ("mc", "nc"):
             unit = c["mr"] if key == "mc" else c["nr"]
             blocks = max(1, c[key] // unit)
             factor = rng.choice((0.5, 0.75, 1.5, 2.0))
             return unit * max(1, round(blocks * factor))
         choices = {"mr": self.mr_choices, "nr": self.nr_choices, "kc": self.kc_choices,
-                   "threads": self.thread_choices}[key]()
+                   "threads": self.thread_choices, "prefetch": lambda: PREFETCH_CHOICES}[key]()
+        c = {**CHOICE_DEFAULTS, **c}
         position = choices.index(c[key]) if c[key] in choices else len(choices) // 2
         step = rng.choice((-2, -1, 1, 2)) if key == "mr" else rng.choice((-1, 1))
         return choices[min(max(position + step, 0), len(choices) - 1)]
@@ -280,7 +296,8 @@ class SearchSpace:
         if "mr" not in first or "mr" not in second:
             return dict(rng.choice((first, second)))
         for _ in range(20):
-            child = {key: rng.choice((first, second))[key] for key in GETT_KEYS}
+            child = {key: {**CHOICE_DEFAULTS, **rng.choice((first, second))}[key]
+                     for key in GETT_KEYS + tuple(CHOICE_DEFAULTS)}
             # mc/nc travel as block counts so that they stay meaningful under a new mr/nr
             parent = rng.choice((first, second))
             child["mc"] = child["mr"] * max(1, parent["mc"] // parent["mr"])
@@ -300,6 +317,7 @@ class SearchSpace:
             c = {"mr": 1, "nr": self.lanes, "kc": 1, "mc": 1, "nc": 1, "threads": 1}
         else:
             gett, c = 1.0, config
+        c = {**CHOICE_DEFAULTS, **c}
         vectors = c["nr"] / self.lanes
         m_tiles = -(-self.m // c["mr"]) * c["mr"] / max(self.m, 1)  # edge waste
         n_tiles = -(-self.n // c["nr"]) * c["nr"] / max(self.n, 1)
@@ -310,5 +328,6 @@ class SearchSpace:
             float(c["threads"]), m_tiles, n_tiles,
             c["mr"] * vectors / (c["mr"] + vectors),  # loads per FMA, inverted
             math.log2(max(self.k / c["kc"], 1.0)),
+            float(c["order"] == "jr"), math.log2(1 + c["prefetch"]),
         ]
         return np.asarray(values, dtype=np.float64)

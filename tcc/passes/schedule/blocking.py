@@ -13,14 +13,21 @@ from functools import cache
 
 from tcc.dtypes import DTYPES
 
+TILE_ORDERS = ("ir", "jr")  # the outer loop over a block's micro-tiles
+
 
 def real_dtype(dtype: str) -> str:
     """The dtype the micro-kernel computes in: a complex dtype's component."""
     return DTYPES[dtype].component or dtype if DTYPES[dtype].is_complex else dtype
 
+
 @dataclass(frozen=True, slots=True)
 class GettParams:
-    """Blocking: micro-tile MR x NR (NR a multiple of the vector width), cache blocks."""
+    """Blocking: micro-tile MR x NR (NR a multiple of the vector width), cache blocks, and
+    two choices of the tile loop: ``order`` "ir" (A's micro-panel stays in L1 while the
+    tiles sweep B's, the default) or "jr" (B's micro-panel stays, A's stream), and
+    ``prefetch``: how many K steps ahead the micro-kernel prefetches the streamed panel
+    (0: leave it to the hardware prefetchers)."""
 
     mr: int
     nr: int
@@ -29,6 +36,14 @@ class GettParams:
     nc: int
     lanes: int
     threads: int = 1
+    order: str = "ir"
+    prefetch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.order not in TILE_ORDERS:
+            raise ValueError(f"GettParams.order must be one of {TILE_ORDERS}, not {self.order!r}")
+        if self.prefetch < 0:
+            raise ValueError("GettParams.prefetch must be >= 0")
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}

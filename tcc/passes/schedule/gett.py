@@ -247,6 +247,7 @@ class _Builder:
                                                         v * p.lanes), p.lanes), p.lanes)
             for v in range(vectors)
         ]
+        step += self.prefetches()
         for i in range(p.mr):
             a = L.Broadcast(L.Load("Ap", Aff.of({"ir": self.a_panel, "k": p.mr}, i)), p.lanes)
             for v in range(vectors):
@@ -274,13 +275,28 @@ class _Builder:
             body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         else:
             body += self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
-        # jr innermost: consecutive tiles sweep along C's rows (streams the prefetchers
-        # follow) while the MR x KC A micro-panel stays in L1 and B's micro-panels stream
-        # from the L2-resident B block
-        jr_loop = L.For("jr", self.panels_n, tuple(body), bound=s.extent(s.n) - jc * p.nc,
-                        bound_step=p.nr)
-        return (L.For("ir", self.panels_m, (jr_loop,), bound=s.extent(s.m) - ic * p.mc,
-                      bound_step=p.mr),)
+        # order "ir" (jr innermost): consecutive tiles sweep along C's rows (streams the
+        # prefetchers follow) while the MR x KC A micro-panel stays in L1 and B's
+        # micro-panels stream from the L2-resident B block; "jr": the other way round
+        jr = ("jr", self.panels_n, s.extent(s.n) - jc * p.nc, p.nr)
+        ir = ("ir", self.panels_m, s.extent(s.m) - ic * p.mc, p.mr)
+        outer, inner = (ir, jr) if p.order == "ir" else (jr, ir)
+        loop = L.For(inner[0], inner[1], tuple(body), bound=inner[2], bound_step=inner[3])
+        return (L.For(outer[0], outer[1], (loop,), bound=outer[2], bound_step=outer[3]),)
+
+    def prefetches(self) -> list[L.Stmt]:
+        """Prefetches, ``prefetch`` K steps ahead, of every cache line of the streamed
+        micro-panel's K step (B's for order "ir", A's for "jr")."""
+        p = self.p
+        if not p.prefetch:
+            return []
+        line = 64 // DTYPES[self.dtype].itemsize
+        if p.order == "ir":
+            name, var, panel, width = "Bp", "jr", self.b_panel, p.nr
+        else:
+            name, var, panel, width = "Ap", "ir", self.a_panel, p.mr
+        return [L.Prefetch(name, Aff.of({var: panel, "k": width}, p.prefetch * width + at))
+                for at in range(0, width, line)]
 
     def scaled(self, value: L.Scalar, lanes: int) -> L.Scalar:
         """``scale * value`` when the product had constant factors."""
@@ -397,10 +413,11 @@ class _Builder:
             *self.micro_kernel(bt, ic, jc, pc, first),
         )
         inner = (L.Allocate("Ct", self.dtype, p.mr * p.nr, inner),)
-        ic_loop = L.For("ic", ic_blocks, (L.Allocate("Ap", self.dtype,
-                                                      self.panels_m * self.a_panel, inner),),
+        # room for prefetches past the last panel's end
+        a_size = self.panels_m * self.a_panel + p.prefetch * p.mr
+        ic_loop = L.For("ic", ic_blocks, (L.Allocate("Ap", self.dtype, a_size, inner),),
                         kind=self.inner_kind)
-        b_size = self.panels_n * self.b_panel
+        b_size = self.panels_n * self.b_panel + p.prefetch * p.nr
         return L.Allocate("Bp", self.dtype, b_size, (self.pack_b(bt, jc, pc), ic_loop))
 
     def kernel_body(self) -> tuple[L.Stmt, ...]:
