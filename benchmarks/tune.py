@@ -4,7 +4,8 @@
 
 For each workload: tune (evolutionary) into a private database, then in this process time
 tcc's default schedule (``tuning=False``), the tuned kernel (``tcc.compile`` picking the
-record up) and numpy / opt_einsum in alternating rounds. Then, for a subset of workloads,
+record up) and numpy / opt_einsum in alternating rounds, each timed call right after an
+untimed one of the same contender (warm, as the tuner measures). Then, for a subset of workloads,
 every strategy's trials to reach 95% of its own final best. Ratios: baseline time / tcc
 time, the median over rounds (above 1: tcc is faster).
 """
@@ -96,7 +97,7 @@ def main() -> None:
         base_name, base = baseline(eq, arrays)
         times = interleaved_times(
             [lambda d=default, x=arrays: d(*x), lambda t=tuned, x=arrays: t(*x), base],
-            15, settle=BLAS_SETTLE_S)
+            15, settle=BLAS_SETTLE_S, warm=1)
         t_default, t_tuned, t_base = (statistics.median(t) for t in times)
         applied = tuned.options.gett_params
         print(f"  {label}: tuned kernel uses {applied}", flush=True)

@@ -189,14 +189,16 @@ def median_time(
 
 def interleaved_times(
     functions: Sequence[Callable[[], object]], repeat: int = 7, warmup: int = 1,
-    settle: float = 0.0,
+    settle: float = 0.0, warm: int = 0,
 ) -> list[list[float]]:
     """Wall times of ``repeat`` rounds in which every function runs once, in turn.
 
     On a shared machine the speed drifts by tens of percent within seconds; timing the
     contenders alternately puts each pair of samples under the same conditions, so the
     ratio of a round (see ``paired_ratio``) holds where separate medians do not.
-    ``settle`` seconds of sleep precede every call (see ``median_time``)."""
+    ``settle`` seconds of sleep precede every call (see ``median_time``); then ``warm``
+    untimed calls of the same function, so the timed one finds its data in the caches and
+    its threads awake, as in a loop calling it (and as the autotuner measures)."""
     for function in functions:
         for _ in range(max(warmup, 0)):
             function()
@@ -205,6 +207,8 @@ def interleaved_times(
         for function, times in zip(functions, samples, strict=True):
             if settle:
                 time.sleep(settle)
+            for _ in range(warm):
+                function()
             start = time.perf_counter()
             function()
             times.append(time.perf_counter() - start)

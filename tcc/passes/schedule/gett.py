@@ -150,11 +150,13 @@ def _factors(expr: P.Expr) -> list[P.Expr] | None:
 class _Builder:
     """Builds the GETT loop nest for one shape and parameter set."""
 
-    def __init__(self, shape: GettShape, params: GettParams, dtype: str, accumulate: bool):
+    def __init__(self, shape: GettShape, params: GettParams, dtype: str, accumulate: bool,
+                 expand_b: tuple[tuple[str, ...], tuple[str, ...]] | None = None):
         self.s = shape
         self.p = params
         self.dtype = dtype
         self.accumulate = accumulate
+        self.expand_b = expand_b  # complex B's (N, K) groups: see _pack_expanded
         self.tables: list[tuple[str, tuple[str, ...], str]] = []  # name, group, tensor
         self.parallel_batch = False  # kernel_body decides both for the whole kernel
         self.inner_kind = "serial"
@@ -198,6 +200,8 @@ class _Builder:
     # -- pieces -----------------------------------------------------------------------
     def pack_b(self, bt: Aff, jc: Aff, pc: Aff) -> L.Stmt:
         s = self.s
+        if self.expand_b:
+            return self._pack_expanded(bt, jc, pc)
         return self._pack("Bp", s.b, s.n, jc, pc, bt, ("jr", "j", self.p.nr, self.p.nc),
                           self.panels_n, self.b_panel, self.inner_kind)
 
@@ -234,6 +238,34 @@ class _Builder:
                                   L.For("z", width, (pad,), bound=width - lane_bound)),
                       bound=k_left)
         return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
+
+    def _pack_expanded(self, bt: Aff, jc: Aff, pc: Aff) -> L.Stmt:
+        """B's panels for a complex product run as one real GEMM (the "1m" method): each
+        complex ``b = br + i bi`` becomes the real 2 x 2 block ``[[br, bi], [-bi, br]]``
+        (rows: A's real and imaginary parts along K; columns: C's along N), so that
+        ``[cr ci] = [ar ai] [[br, bi], [-bi, br]]`` is a real product. A and C are their
+        interleaved real views; only B's packing knows about complex numbers."""
+        p, s = self.p, self.s
+        n_group, k_group = self.expand_b  # type: ignore[misc]
+        half = p.nr // 2  # complex columns per panel
+        n_left = s.extent(n_group) - jc * (p.nc // 2)
+        k_left = s.extent(k_group) - pc * (p.kc // 2)
+        lanes_left = n_left - Aff.var("jr", half)
+        flat = jc * (p.nc // 2) + Aff.var("jr", half) + Aff.var("j")
+        index, lookups = self.address(s.b, [(s.batch, bt), (n_group, flat),
+                                            (k_group, pc * (p.kc // 2) + Aff.var("k"))])
+        re, im = L.Load(s.b, index, 1, lookups), L.Load(s.b, index + 1, 1, lookups)
+        row = Aff.of({"jr": self.b_panel, "k": 2 * p.nr, "j": 2})
+        stores = (L.Store("Bp", row, re), L.Store("Bp", row + 1, im),
+                  L.Store("Bp", row + p.nr, L.Unary("neg", im)), L.Store("Bp", row + p.nr + 1, re))
+        zero = L.Const(identity("sum", self.dtype), self.dtype)
+        pad = Aff.of({"jr": self.b_panel, "k": 2 * p.nr, "z": 1}) + lanes_left * 2
+        pads = (L.Store("Bp", pad, zero), L.Store("Bp", pad + p.nr, zero))
+        inner = L.For("k", p.kc // 2, (L.For("j", half, stores, bound=lanes_left),
+                                       L.For("z", p.nr, pads, bound=p.nr - lanes_left * 2)),
+                      bound=k_left)
+        return L.For("jr", self.panels_n, (inner,), kind=self.inner_kind, bound=n_left,
+                     bound_step=half)
 
     def micro_kernel(self, bt: Aff, ic: Aff, jc: Aff, pc: Aff, first: bool) -> tuple:
         p, s, dt = self.p, self.s, self.dtype
@@ -471,7 +503,7 @@ class _Builder:
         strides, size = _contiguous_strides(s, groups)
         partial = replace(s, c="Cs", coefs={**s.coefs, "Cs": strides},
                           offsets={**s.offsets, "Cs": Aff.var("kt", size)})
-        worker = _Builder(partial, p, self.dtype, accumulate=False)  # serial inside kt
+        worker = _Builder(partial, p, self.dtype, False, self.expand_b)  # serial inside kt
         pc0 = Aff.var("kt", share // p.kc)
         nest = worker.k_nest(pc0, share // p.kc, s.extent(s.k) - pc0 * p.kc - p.kc)
         if s.batch:
@@ -521,34 +553,21 @@ def gett_kernel(
 
 
 def _complex_body(shape: GettShape, params: GettParams, stmt: P.Statement) -> tuple:
-    """``C = A B`` on complex tensors as four real GETTs over the interleaved parts of A and
-    B (strides doubled, the imaginary part one element further): ``Cr = Ar Br - Ai Bi``,
-    ``Ci = Ar Bi + Ai Br`` into a contiguous real buffer ``Cw`` (whole-vector tile updates),
-    then interleaved into C. Same FLOPs as a complex kernel, no copies of the operands."""
+    """``C = A B`` on complex tensors as one real GETT on their interleaved real views:
+    K gains an index ``_pa`` (A's real / imaginary part), N an index ``_pc`` (C's), and B
+    is packed as 2 x 2 real blocks (see ``_Builder._pack_expanded``). Same FLOPs as a
+    complex kernel; A is packed and C written as plain real tensors (whole vectors where C
+    is contiguous), no copies and no passes beyond the real GEMM's."""
     coefs = {t: {i: 2 * c for i, c in per.items()} for t, per in shape.coefs.items()}
-    a, b, c = shape.a, shape.b, shape.c
-    groups = shape.batch + shape.m + shape.n
-    strides, size = _contiguous_strides(shape, groups)
-    real = real_dtype(stmt.dtype)
-    body: tuple[L.Stmt, ...] = ()
-    for out, a_part, b_part, sign, add in ((0, 0, 0, 1.0, False), (0, 1, 1, -1.0, True),
-                                           (1, 0, 1, 1.0, False), (1, 1, 0, 1.0, True)):
-        part = replace(shape, c="Cw", coefs={**coefs, "Cw": strides},
-                       scale=shape.scale * sign,
-                       offsets={a: a_part, b: b_part, "Cw": out * size})
-        body += _Builder(part, params, real, add).kernel_body()
-    flat = Aff.of({f"r_{i}": strides[i] for i in groups})
-    where = Aff.of({f"r_{i}": coefs[c].get(i, 0) for i in groups})
-    stores: list[L.Stmt] = []
-    for imag in (0, 1):
-        value: L.Scalar = L.Load("Cw", flat + imag * size)
-        if stmt.accumulate:
-            value = L.Binary("add", L.Load(c, where + imag), value)
-        stores.append(L.Store(c, where + imag, value))
-    nest: tuple[L.Stmt, ...] = tuple(stores)
-    for i in reversed(groups):
-        nest = (L.For(f"r_{i}", shape.sizes[i], nest),)
-    return (L.Allocate("Cw", real, 2 * size, body + nest),)
+    coefs[shape.a]["_pa"] = 1
+    coefs[shape.c]["_pc"] = 1
+    real = replace(shape, n=shape.n + ("_pc",), k=shape.k + ("_pa",),
+                   sizes={**shape.sizes, "_pa": 2, "_pc": 2}, coefs=coefs)
+    # panels hold whole complex columns and K blocks whole complex steps
+    even = replace(params, nr=params.nr + params.nr % 2, kc=params.kc + params.kc % 2,
+                   nc=params.nc + params.nc % 2)
+    return _Builder(real, even, real_dtype(stmt.dtype), stmt.accumulate,
+                    expand_b=(shape.n, shape.k)).kernel_body()
 
 
 def _contiguous_strides(shape: GettShape, groups: tuple[str, ...]) -> tuple[dict[str, int], int]:
