@@ -56,7 +56,10 @@ def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
     below AVX-512, as BLIS does on Haswell). The MR x KC A micro-panel stays in a quarter
     of L1 while the tile loop sweeps B's micro-panels; the KC x NC B block fills half of
     L2; KC is as deep as that allows up to 256 (each K block costs a pass over C).
-    Measured best among the candidates on an AVX-512 Xeon (Emerald Rapids)."""
+    Measured best among the candidates on an AVX-512 Xeon (Emerald Rapids). The
+    micro-kernel prefetches B's micro-panel 8 K steps (2 KiB) ahead: 5-14 % faster on
+    1024-2048 GEMMs in fp32 and fp64 and on a 4-D permuted contraction there (paired
+    rounds), and the autotuner chose 8-16 for 7 of 8 tuned workloads."""
     itemsize = DTYPES[real_dtype(dtype)].itemsize
     lanes = max(vector_bits // (8 * itemsize), 1)
     vectors = 4 if vector_bits >= 512 else 2
@@ -64,7 +67,8 @@ def default_params(dtype: str, vector_bits: int, threads: int) -> GettParams:
     l1, l2, _ = cache_sizes()
     kc = max(64, min(256, l1 // 4 // (mr * itemsize)) // 8 * 8)
     nc = max(nr, l2 // 2 // (kc * itemsize) // nr * nr)
-    return GettParams(mr=mr, nr=nr, kc=kc, mc=96, nc=nc, lanes=lanes, threads=threads)
+    return GettParams(mr=mr, nr=nr, kc=kc, mc=96, nc=nc, lanes=lanes, threads=threads,
+                      prefetch=8)
 
 
 @cache
