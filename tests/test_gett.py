@@ -144,12 +144,14 @@ def test_params_reject_unknown_choices():
         GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, prefetch=-1)
 
 
-@pytest.mark.parametrize("e", [4, 5, 8, 12, 24])
+@pytest.mark.parametrize("e", [4, 5, 8, 12, 20, 24, 40])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("wide", [False, True])
 def test_output_contiguous_in_runs(e, dtype, wide):
     # C[d,f,c,e] is unit-stride along e only: the N group (f, e) is written in runs of e
-    # columns (whole vectors where e allows, element by element where it does not)
+    # columns: whole vectors where e is a multiple of the vector width, two masked vector
+    # stores per vector (split at the run's end) where e is longer than a vector, through
+    # the tile buffer in narrower vectors or elements where it is shorter
     lanes = _lanes(dtype)
     params = GettParams(mr=3, nr=3 * lanes if wide else lanes, kc=5, mc=6,
                         nc=6 * lanes if wide else 2 * lanes, lanes=lanes)
@@ -166,12 +168,33 @@ def test_output_contiguous_in_runs(e, dtype, wide):
         width //= 2
     stores = [line for line in kernel.ir().splitlines() if line.strip().startswith("out[")]
     vector_stores = [line for line in stores if "Ct[" in line and " : +" in line]
+    masked = [line for line in stores if " lanes[" in line]
+    assert bool(masked) == (width < lanes < e)
     if width == lanes:  # every vector lies in one run: straight from the registers
         assert any("acc0_0" in line for line in stores)
+    elif e > lanes:  # from the registers, each vector split at the run's end
+        assert all("acc" in line for line in masked) and not vector_stores
     elif width >= 4:
         assert vector_stores and all(f" : +{width}]" in line for line in vector_stores)
     else:
         assert not vector_stores
+
+
+def test_masked_run_updates_accumulate():
+    # C += A B into runs of 20 columns with 16- and 8-lane vectors: the masked loads read
+    # only C's own lanes on both sides of a run's end
+    prog = tcc.program("C[d,f,c,e] = sum_{a,b} X[a,b,c,d] * Y[a,e,b,f]\n"
+                       "C[d,f,c,e] += sum_{a,b} X[a,b,c,d] * Y[a,e,b,f] * 0.5",
+                       shapes=dict(a=3, b=4, c=5, d=6, e=20, f=7), dtype="float32")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 5, 6)).astype("float32")
+    y = rng.standard_normal((3, 20, 4, 7)).astype("float32")
+    lanes = _lanes("float32")
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes, threads=2)
+    options = default_options().with_(gett="always", gett_params=params, verify=True)
+    out = tcc.compile_program(prog, options)(X=x, Y=y)["C"]
+    np.testing.assert_allclose(out, 1.5 * np.einsum("abcd,aebf->dfce", x, y),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_output_runs_with_default_blocking():

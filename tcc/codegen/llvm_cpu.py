@@ -124,6 +124,13 @@ class _KernelRenderer:
     # -- scalars ----------------------------------------------------------------------
     def scalar(self, expr: L.Scalar) -> S.Value:
         b = self.builder
+        if isinstance(expr, L.Load) and expr.mask is not None:
+            dtype = self.dtypes[expr.buffer]
+            (pointer,) = self.addresses(expr.buffer, expr.index, expr.lookups, expr.lanes)
+            element = _vector(S.memory_type(dtype), expr.lanes)
+            value = self.masked("load", element, pointer, self.lane_mask(expr.mask, expr.lanes),
+                                DTYPES[dtype].itemsize)
+            return S.Value((S.from_memory(b, value, dtype),), dtype)
         if isinstance(expr, L.Load):
             dtype = self.dtypes[expr.buffer]
             element = _vector(S.memory_type(dtype), expr.lanes)
@@ -160,6 +167,38 @@ class _KernelRenderer:
                           for y, n in zip(yes.parts, no.parts, strict=True))
             return S.Value(parts, yes.dtype)
         raise TccError(f"codegen: unknown scalar node {expr!r}")
+
+    def lane_mask(self, mask: L.Mask, lanes: int) -> ir.Value:
+        """``<lanes x i1>``: lo <= lane < hi."""
+        b = self.builder
+        lo, hi = (self.splat(S.cast(b, self.scalar(x), "int64").v, lanes)
+                  for x in (mask.lo, mask.hi))
+        lane = ir.Constant(ir.VectorType(S.I64, lanes), list(range(lanes)))
+        return b.and_(b.icmp_signed(">=", lane, lo), b.icmp_signed("<", lane, hi))
+
+    def masked(self, kind: str, vector: ir.Type, pointer: ir.Value, mask: ir.Value,
+               align: int, value: ir.Value | None = None) -> ir.Value:
+        """``llvm.masked.load`` (inactive lanes read zero) or ``llvm.masked.store``."""
+        b = self.builder
+        i32 = ir.IntType(32)
+        element = vector.element
+        if isinstance(element, ir.IntType):
+            suffix, zero = f"v{vector.count}i{element.width}", 0
+        else:
+            bits = 32 if isinstance(element, ir.FloatType) else 64
+            suffix, zero = f"v{vector.count}f{bits}", 0.0
+        name = f"llvm.masked.{kind}.{suffix}.p0"
+        function = b.module.globals.get(name)
+        if function is None:
+            if kind == "load":
+                signature = ir.FunctionType(vector, [pointer.type, i32, mask.type, vector])
+            else:
+                signature = ir.FunctionType(ir.VoidType(), [vector, pointer.type, i32, mask.type])
+            function = ir.Function(b.module, signature, name)
+        if kind == "load":
+            passthru = ir.Constant(vector, [zero] * vector.count)
+            return b.call(function, [pointer, ir.Constant(i32, align), mask, passthru])
+        return b.call(function, [value, pointer, ir.Constant(i32, align), mask])
 
     def splat(self, value: ir.Value, lanes: int) -> ir.Value:
         b = self.builder
@@ -220,6 +259,12 @@ class _KernelRenderer:
             lanes = getattr(value.parts[0].type, "count", 1)
             align = DTYPES[dtype].itemsize if lanes > 1 else None
             pointers = self.addresses(stmt.buffer, stmt.index, stmt.lookups, lanes)
+            if stmt.mask is not None:
+                (pointer,), (part,) = pointers, value.parts
+                part = S.to_memory(b, part, dtype)
+                self.masked("store", part.type, pointer, self.lane_mask(stmt.mask, lanes),
+                            DTYPES[dtype].itemsize, part)
+                return
             for pointer, part in zip(pointers, value.parts, strict=True):
                 b.store(S.to_memory(b, part, dtype), pointer, align=align)
         elif isinstance(stmt, L.Prefetch):

@@ -89,6 +89,17 @@ class Load:
     index: Affine
     lanes: int = 1
     lookups: tuple[Lookup, ...] = ()
+    mask: Mask | None = None  # a vector load of only some lanes; the others read 0
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """The lanes ``lo <= lane < hi`` of a vector load or store (int64 scalars, computed at
+    run time); the others are neither read nor written, so they may lie outside the
+    buffer or belong to another thread."""
+
+    lo: Scalar
+    hi: Scalar
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +185,14 @@ class For:
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """``buffer[index + lookups] = value``; a vector value stores consecutive elements."""
+    """``buffer[index + lookups] = value``; a vector value stores consecutive elements
+    (only the lanes of ``mask`` when given)."""
 
     buffer: str
     index: Affine
     value: Scalar
     lookups: tuple[Lookup, ...] = ()
+    mask: Mask | None = None
 
 
 @dataclass(frozen=True, slots=True)

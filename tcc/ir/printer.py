@@ -17,7 +17,7 @@ def _index(index: L.Affine, lookups: tuple = (), lanes: int = 1) -> str:
 
 def format_scalar(expr: L.Scalar) -> str:
     if isinstance(expr, L.Load):
-        return f"{expr.buffer}[{_index(expr.index, expr.lookups, expr.lanes)}]"
+        return f"{expr.buffer}[{_index(expr.index, expr.lookups, expr.lanes)}]{_mask(expr.mask)}"
     if isinstance(expr, L.IndexValue):
         return f"index({expr.index})"
     if isinstance(expr, L.Broadcast):
@@ -59,7 +59,8 @@ def _format_stmt(stmt: L.Stmt, depth: int, lines: list[str]) -> None:
             _format_stmt(child, depth + 1, lines)
     elif isinstance(stmt, L.Store):
         where = _index(stmt.index, stmt.lookups)
-        lines.append(f"{pad}{stmt.buffer}[{where}] = {format_scalar(stmt.value)}")
+        lines.append(f"{pad}{stmt.buffer}[{where}]{_mask(stmt.mask)} = "
+                     f"{format_scalar(stmt.value)}")
     elif isinstance(stmt, L.Prefetch):
         mode = " for write" if stmt.write else ""
         lines.append(f"{pad}prefetch {stmt.buffer}[{_index(stmt.index, stmt.lookups)}]{mode}")
@@ -134,3 +135,9 @@ def format_program(program: P.Program) -> str:
         lines.append(f"{role} {tensor.name}: {tensor.dtype}{list(tensor.shape)}")
     lines.extend(format_statement(s) for s in program.statements)
     return "\n".join(lines)
+
+
+def _mask(mask: L.Mask | None) -> str:
+    if mask is None:
+        return ""
+    return f" lanes[{format_scalar(mask.lo)}:{format_scalar(mask.hi)}]"

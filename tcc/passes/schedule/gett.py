@@ -21,7 +21,8 @@ Roles are swapped when C's unit-stride index is in M, so the micro-kernel's vect
 along C's contiguous dimension; M is flattened in A's stride order (A is packed once per
 N block), N in the order of whichever of B and C moves more data. When C is contiguous
 along N only in runs (``abcd,aebf->dfce``: runs of e), tiles are written a run at a time.
-Complex tensors run as four real products over their interleaved parts.
+Complex tensors run as one real GETT on their interleaved parts, B packed as 2 x 2 real
+blocks (see ``_complex_body``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from tcc.passes.lower import _Accesses, epilogue_nest, identity
 from tcc.passes.schedule.blocking import GettParams, real_dtype
 
 # wraparound integer arithmetic is exact in any order, so integers share the template;
-# a complex product runs as four real ones on the interleaved parts (see gett_kernel)
+# a complex product runs as one real GETT on the interleaved parts (see _complex_body)
 GETT_DTYPES = ("float32", "float64", "int32", "int64", "complex64", "complex128")
 
 
@@ -81,7 +82,7 @@ def analyze(
     if stmt.reduce not in ("sum", None) or stmt.dtype not in GETT_DTYPES:
         return None
     if DTYPES[stmt.dtype].is_complex and stmt.epilogue is not None:
-        return None  # the four real products leave no single place for an epilogue
+        return None  # C's real view interleaves parts: no place for a complex epilogue
     if set(program.dynamic) & set(P.statement_indices(stmt)):
         return None  # run-time sizes take the loop nest
     factors = _factors(stmt.expr)
@@ -299,6 +300,10 @@ class _Builder:
                 acc[i][j // p.lanes]))
             edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
             body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
+        elif self.run_length() >= p.lanes:  # runs of R >= VW columns: masked stores
+            body += self.masked_tile_update(acc, bt, ic, jc, m_left, add)
+            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
+            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         elif run >= 4:  # C is contiguous in runs of ``run`` columns: through the tile buffer
             body += self.stage_tile(acc)
             body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Load(
@@ -343,6 +348,17 @@ class _Builder:
         """Columns of the flattened N group that are contiguous in C from any multiple of
         the returned count (a power of two up to the vector width; 1 when C is not
         unit-stride along N's innermost index)."""
+        run = self.run_length()
+        if run == 0:  # the whole group is one run: rows of C are contiguous
+            return self.p.lanes
+        width = self.p.lanes
+        while run % width:
+            width //= 2
+        return width
+
+    def run_length(self) -> int:
+        """Columns of the flattened N group in each contiguous run of C: 0 when the whole
+        group is one run, 1 when C is not unit-stride along N's innermost index."""
         s = self.s
         coefs = [s.coefs[s.c].get(i, 0) for i in s.n]
         extents = [s.sizes[i] for i in s.n]
@@ -351,14 +367,42 @@ class _Builder:
         run = extents[-1]
         for d in range(len(coefs) - 2, -1, -1):
             if coefs[d] != coefs[d + 1] * extents[d + 1]:
-                break
+                return run
             run *= extents[d]
-        else:
-            return self.p.lanes  # the whole group is one run: rows of C are contiguous
-        width = self.p.lanes
-        while run % width:
-            width //= 2
-        return width
+        return 0
+
+    def masked_tile_update(self, acc, bt: Aff, ic: Aff, jc: Aff, m_left: Aff,
+                           add: bool) -> list[L.Stmt]:
+        """A full tile into C contiguous in runs of R >= VW columns (R not a multiple of
+        VW: ``abcd,aebf->dfce``, runs of e): a vector meets at most one run end, at lane
+        ``m = R - (column mod R)``; lanes below it go to the run of its first column, the
+        others to the run of its last, each with a masked store (an empty mask writes
+        nothing), straight from the accumulators."""
+        p, s = self.p, self.s
+        run, lanes = self.run_length(), p.lanes
+
+        def int_(value: int) -> L.Const:
+            return L.Const(value, "int64")
+
+        def update(index: Aff, lookups: tuple, i: int, j: int) -> tuple[L.Stmt, ...]:
+            m_flat = ic * p.mc + Aff.var("ir", p.mr) + i
+            column = jc * p.nc + Aff.var("jr", p.nr) + j
+            last, last_lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat),
+                                                    (s.n, column + lanes - 1)])
+            tail = (last - (lanes - 1), last_lookups)
+            position = L.IndexValue(column)
+            blocks = L.Binary("add", L.Binary("div", position, int_(run)), int_(1))
+            split = L.Binary("sub", L.Binary("mul", int_(run), blocks), position)
+            masks = (L.Mask(int_(0), split), L.Mask(split, int_(lanes)))
+            value: L.Scalar = self.scaled(L.Local(acc[i][j // lanes]), lanes)
+            if add:
+                old = L.Binary("add", L.Load(s.c, index, lanes, lookups, masks[0]),
+                               L.Load(s.c, tail[0], lanes, tail[1], masks[1]))
+                value = L.Binary("add", old, value)
+            return (L.Store(s.c, index, value, lookups, masks[0]),
+                    L.Store(s.c, tail[0], value, tail[1], masks[1]))
+
+        return self.full_tile_rows(bt, ic, jc, m_left, lanes, update)
 
     def full_tile_rows(self, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, width: int,
                        each) -> list[L.Stmt]:
