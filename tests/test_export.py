@@ -135,6 +135,34 @@ def test_ctypes_without_tcc(tmp_path):
     assert result.stdout.strip() == "ok", result.stderr
 
 
+@pytest.mark.parametrize("cpu", ["x86-64-v3", None])
+def test_masked_stores_in_an_exported_library(tmp_path, cpu):
+    # C contiguous in runs of 20 (not a multiple of 8 or 16 lanes): GETT's masked stores,
+    # compiled for AVX2 and for this CPU, called through ctypes without tcc
+    eq, shapes = "abcd,aebf->dfce", [(3, 4, 5, 6), (3, 20, 4, 7)]
+    options = tcc.options.default_options().with_(gett="always")
+    kernel = tcc.compile(eq, *shapes, dtype="float32", options=options)
+    assert " lanes[" in kernel.ir()
+    kernel.export(str(tmp_path / "libmask.so"), cpu=cpu)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["tcc"] = None
+        import ctypes, numpy as np
+        lib = ctypes.CDLL({str(tmp_path / 'libmask.so')!r})
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal({shapes[0]!r}).astype(np.float32)
+        y = rng.standard_normal({shapes[1]!r}).astype(np.float32)
+        out = np.empty((6, 7, 5, 20), np.float32)
+        p = lambda a: a.ctypes.data_as(ctypes.c_void_p)
+        assert lib.mask(p(x), p(y), p(out)) == 0
+        assert np.allclose(out, np.einsum({eq!r}, x, y), rtol=1e-4, atol=1e-4)
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
 def test_missing_cpu_feature_is_refused_cleanly(tmp_path, monkeypatch):
     monkeypatch.setitem(export_module.NAMED_CPUS, "needs-vp2intersect",
                         ("x86-64", "+sse2,+avx512vp2intersect"))
