@@ -1,9 +1,11 @@
 """Permuted-index contractions (coupled-cluster style) and the demo suite: tcc vs
 opt_einsum and numpy.einsum(optimize=True), same run, with GFLOP/s and % of peak.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/contractions.py [--quick]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/contractions.py [--warm]
 
-Ratios are medians over rounds that time the contenders in turn. numpy and opt_einsum
+Ratios are medians over rounds that time the contenders in turn, each call after 0.3 s of
+idle (OpenBLAS's threads settle); ``--warm`` adds an untimed call of the same contender
+right before each timed one (data in cache, threads awake: a loop calling it). numpy and opt_einsum
 transpose operands and call BLAS; tcc packs straight from the strided
 tensors into its GETT micro-kernel.
 """
@@ -55,6 +57,7 @@ def flop_count(eq: str, sizes: dict[str, int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="halve every size")
+    parser.add_argument("--warm", action="store_true", help="time warm calls")
     args = parser.parse_args()
     warning = blas_environment_warning()
     if warning:
@@ -81,7 +84,7 @@ def main() -> None:
         contenders = [lambda: kernel(*ops), lambda: np.einsum(eq, *ops, optimize=True)]
         if contract:
             contenders.append(lambda: contract(eq, *ops))
-        times = interleaved_times(contenders, 7, settle=BLAS_SETTLE_S)
+        times = interleaved_times(contenders, 7, settle=BLAS_SETTLE_S, warm=int(args.warm))
         t_tcc, t_np = statistics.median(times[0]), statistics.median(times[1])
         t_oe = statistics.median(times[2]) if contract else float("nan")
         vs_oe = paired_ratio(times[2], times[0]) if contract else float("nan")
