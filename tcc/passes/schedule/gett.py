@@ -20,7 +20,8 @@ BLIS one, with packing from any strides and a register-blocked micro-kernel of v
 Roles are swapped when C's unit-stride index is in M, so the micro-kernel's vectors run
 along C's contiguous dimension; M is flattened in A's stride order (A is packed once per
 N block), N in the order of whichever of B and C moves more data. When C is contiguous
-along N only in runs (``abcd,aebf->dfce``: runs of e), tiles are written a run at a time.
+along N only in runs (``abcd,aebf->dfce``: runs of e), a vector of the tile is split at a
+run's end into two masked stores, or written through a tile buffer when runs are short.
 Complex tensors run as one real GETT on their interleaved parts, B packed as 2 x 2 real
 blocks (see ``_complex_body``).
 """
@@ -295,23 +296,22 @@ class _Builder(TileStores):
             body += self.full_tile_rows(bt, ic, jc, m_left, self.pad, lambda index, lookups,
                                         i, j: (L.Prefetch(s.c, index, lookups, True),))
         body.append(L.For("k", p.kc, tuple(step), bound=k_left))
+        staged = False
         if run == p.lanes:  # whole vectors straight from the registers
             body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Local(
                 acc[i][j // p.lanes]))
-            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
-            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         elif self.run_length() >= p.lanes:  # runs of R >= VW columns: masked stores
             body += self.masked_tile_update(acc, bt, ic, jc, m_left, add)
-            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
-            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         elif run >= 4:  # C is contiguous in runs of ``run`` columns: through the tile buffer
+            staged = True
             body += self.stage_tile(acc)
             body += self.full_tile_update(bt, ic, jc, m_left, run, add, lambda i, j: L.Load(
                 "Ct", Aff((), i * p.nr + j), run))
-            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add, staged=True)
-            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
-        else:
+        else:  # every tile element by element
             body += self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add)
+        if run >= 4 or self.run_length() >= p.lanes:  # the partial tiles at N's edge
+            edge = self.edge_tile_update(acc, bt, ic, jc, m_left, n_left, add, staged=staged)
+            body.append(L.For("edge", 1, tuple(edge), bound=p.nr - n_left))
         # order "ir" (jr innermost): consecutive tiles sweep along C's rows (streams the
         # prefetchers follow) while the MR x KC A micro-panel stays in L1 and B's
         # micro-panels stream from the L2-resident B block; "jr": the other way round
