@@ -105,7 +105,10 @@ class _KernelRenderer:
             total = b.add(total, b.load(where, typ=S.I64), flags=["nsw"])
         return total
 
-    def addresses(self, buffer: str, index: L.Affine, lookups=(), lanes: int = 1):
+    def addresses(self, buffer: str, index: L.Affine, lookups=(), lanes: int = 1,
+                  inbounds: bool = True):
+        """Element pointers (two for a complex buffer). ``inbounds=False`` for masked
+        accesses, whose base may lie outside the buffer when no lane is active."""
         b = self.builder
         pointer = self.pointers[buffer]
         dtype = DTYPES[self.dtypes[buffer]]
@@ -116,7 +119,7 @@ class _KernelRenderer:
             imag = b.add(base, ir.Constant(S.I64, 1), flags=["nsw"])
             return (b.gep(pointer, [base], inbounds=True, source_etype=element),
                     b.gep(pointer, [imag], inbounds=True, source_etype=element))
-        address = b.gep(pointer, [offset], inbounds=True, source_etype=element)
+        address = b.gep(pointer, [offset], inbounds=inbounds, source_etype=element)
         if lanes > 1:
             address = b.bitcast(address, ir.PointerType(_vector(element, lanes)))
         return (address,)
@@ -126,7 +129,8 @@ class _KernelRenderer:
         b = self.builder
         if isinstance(expr, L.Load) and expr.mask is not None:
             dtype = self.dtypes[expr.buffer]
-            (pointer,) = self.addresses(expr.buffer, expr.index, expr.lookups, expr.lanes)
+            (pointer,) = self.addresses(expr.buffer, expr.index, expr.lookups, expr.lanes,
+                                        inbounds=False)
             element = _vector(S.memory_type(dtype), expr.lanes)
             value = self.masked("load", element, pointer, self.lane_mask(expr.mask, expr.lanes),
                                 DTYPES[dtype].itemsize)
@@ -258,7 +262,8 @@ class _KernelRenderer:
                 raise TccError(f"store of {value.dtype} into {stmt.buffer}: {dtype}")
             lanes = getattr(value.parts[0].type, "count", 1)
             align = DTYPES[dtype].itemsize if lanes > 1 else None
-            pointers = self.addresses(stmt.buffer, stmt.index, stmt.lookups, lanes)
+            pointers = self.addresses(stmt.buffer, stmt.index, stmt.lookups, lanes,
+                                      inbounds=stmt.mask is None)
             if stmt.mask is not None:
                 (pointer,), (part,) = pointers, value.parts
                 part = S.to_memory(b, part, dtype)
