@@ -5,9 +5,9 @@ opt_einsum and numpy.einsum(optimize=True), same run, with GFLOP/s and % of peak
 
 Ratios are medians over rounds that time the contenders in turn, each call after 0.3 s of
 idle (OpenBLAS's threads settle); ``--warm`` adds an untimed call of the same contender
-right before each timed one (data in cache, threads awake: a loop calling it). numpy and opt_einsum
-transpose operands and call BLAS; tcc packs straight from the strided
-tensors into its GETT micro-kernel.
+right before each timed one (data in cache, threads awake: a loop calling it). numpy and
+opt_einsum transpose operands and call BLAS; tcc packs straight from the strided tensors
+into its GETT micro-kernel.
 """
 
 from __future__ import annotations

@@ -40,7 +40,10 @@ MC_BLOCKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # mc = mr * blo
 NC_BLOCKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # nc = nr * blocks
 GETT_KEYS = ("mr", "nr", "kc", "mc", "nc", "lanes", "threads")
 PREFETCH_CHOICES = (0, 2, 4, 8, 16)  # K steps ahead
-CHOICE_DEFAULTS = {"order": "ir", "prefetch": 0}  # the schedule choices besides sizes
+# the schedule choices besides sizes, as GettParams defaults them (records written before
+# a choice existed were measured with its default)
+CHOICE_DEFAULTS = {name: GettParams.__dataclass_fields__[name].default
+                   for name in ("order", "prefetch")}
 
 Config = dict
 
@@ -55,10 +58,14 @@ def describe(config: Config) -> str:
         return "default"
     if "mr" not in config:
         return "loop nest"
-    c = config
+    c = with_choices(config)
     return (f"mr={c['mr']} nr={c['nr']} kc={c['kc']} mc={c['mc']} nc={c['nc']} "
-            f"threads={c['threads']} order={c.get('order', 'ir')} "
-            f"prefetch={c.get('prefetch', 0)}")
+            f"threads={c['threads']} order={c['order']} prefetch={c['prefetch']}")
+
+
+def with_choices(config: Config) -> Config:
+    """``config`` with the schedule choices it lacks set to their defaults."""
+    return {**CHOICE_DEFAULTS, **config}
 
 
 def apply_config(options: Options, config: Config) -> Options:
@@ -67,9 +74,9 @@ def apply_config(options: Options, config: Config) -> Options:
         return options
     if "mr" not in config:
         return options.with_(gett=config.get("gett", "never"))
+    c = with_choices(config)
     return options.with_(gett_params=GettParams(
-        **{k: int(config[k]) for k in GETT_KEYS}, order=str(config.get("order", "ir")),
-        prefetch=int(config.get("prefetch", 0))))
+        **{k: int(c[k]) for k in GETT_KEYS}, order=str(c["order"]), prefetch=int(c["prefetch"])))
 
 
 def cpu_count() -> int:
@@ -224,9 +231,10 @@ class SearchSpace:
             why.append("mc/nc are not multiples of mr/nr")
         if c["mr"] * c["nr"] // c["lanes"] > MAX_ACCUMULATORS:
             why.append(f"{c['mr']}x{c['nr'] // c['lanes']} accumulators > {MAX_ACCUMULATORS}")
-        if c.get("order", "ir") not in TILE_ORDERS:
+        c = with_choices(c)
+        if c["order"] not in TILE_ORDERS:
             why.append(f"order {c['order']!r} is not one of {TILE_ORDERS}")
-        if c.get("prefetch", 0) not in PREFETCH_CHOICES:
+        if c["prefetch"] not in PREFETCH_CHOICES:
             why.append(f"prefetch {c['prefetch']} is not one of {PREFETCH_CHOICES}")
         if c["threads"] > self.max_threads:
             why.append(f"threads {c['threads']} > {self.max_threads}")
@@ -277,8 +285,9 @@ class SearchSpace:
         return self.sample(rng)
 
     def _neighbour(self, key: str, c: Config, rng: random.Random) -> int | str:
+        c = with_choices(c)
         if key == "order":
-            return "jr" if c.get("order", "ir") == "ir" else "ir"
+            return "jr" if c["order"] == "ir" else "ir"
         if key in ("mc", "nc"):
             unit = c["mr"] if key == "mc" else c["nr"]
             blocks = max(1, c[key] // unit)
@@ -286,7 +295,6 @@ class SearchSpace:
             return unit * max(1, round(blocks * factor))
         choices = {"mr": self.mr_choices, "nr": self.nr_choices, "kc": self.kc_choices,
                    "threads": self.thread_choices, "prefetch": lambda: PREFETCH_CHOICES}[key]()
-        c = {**CHOICE_DEFAULTS, **c}
         position = choices.index(c[key]) if c[key] in choices else len(choices) // 2
         step = rng.choice((-2, -1, 1, 2)) if key == "mr" else rng.choice((-1, 1))
         return choices[min(max(position + step, 0), len(choices) - 1)]
@@ -296,7 +304,7 @@ class SearchSpace:
         if "mr" not in first or "mr" not in second:
             return dict(rng.choice((first, second)))
         for _ in range(20):
-            child = {key: {**CHOICE_DEFAULTS, **rng.choice((first, second))}[key]
+            child = {key: with_choices(rng.choice((first, second)))[key]
                      for key in GETT_KEYS + tuple(CHOICE_DEFAULTS)}
             # mc/nc travel as block counts so that they stay meaningful under a new mr/nr
             parent = rng.choice((first, second))
@@ -317,7 +325,7 @@ class SearchSpace:
             c = {"mr": 1, "nr": self.lanes, "kc": 1, "mc": 1, "nc": 1, "threads": 1}
         else:
             gett, c = 1.0, config
-        c = {**CHOICE_DEFAULTS, **c}
+        c = with_choices(c)
         vectors = c["nr"] / self.lanes
         m_tiles = -(-self.m // c["mr"]) * c["mr"] / max(self.m, 1)  # edge waste
         n_tiles = -(-self.n // c["nr"]) * c["nr"] / max(self.n, 1)
