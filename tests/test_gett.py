@@ -173,7 +173,9 @@ def test_output_contiguous_in_runs(e, dtype, wide):
     if width == lanes:  # every vector lies in one run: straight from the registers
         assert any("acc0_0" in line for line in stores)
     elif e > lanes:  # from the registers, each vector split at the run's end
-        assert all("acc" in line for line in masked) and not vector_stores
+        assert all(line.endswith("= cv") for line in masked) and not vector_stores
+        assert any(line.strip().startswith("cv: ") and "acc0_0" in line
+                   for line in kernel.ir().splitlines())
     elif width >= 4:
         assert vector_stores and all(f" : +{width}]" in line for line in vector_stores)
     else:
@@ -291,4 +293,25 @@ def test_packed_panels_are_zero_past_the_edges():
     for name in ("Ap", "Bp"):
         fills = [k for k, line in enumerate(lines) if line.strip().startswith("for z in")
                  and lines[k + 1].strip().startswith(f"{name}[")]
-        assert fills and all(lines[k + 1].strip().endswith("= 0.0") for k in fills)
+        # a unit-stride operand is packed a vector per K step, lanes past the edge masked
+        # off (masked lanes read zero); a strided one element by element, then zero-filled
+        masked = [line for line in lines if line.strip().startswith(f"{name}[")
+                  and " lanes[0:" in line]
+        assert masked or fills
+        assert all(lines[k + 1].strip().endswith("= 0.0") for k in fills)
+    assert any(" lanes[0:" in line for line in lines)  # B (kj) is unit-stride along N
+
+
+def test_accesses_carry_alias_scopes():
+    # every load and store names its buffer's scope and the others as noalias: a store to C
+    # then leaves the offset tables and packed panels alone (inside outlined parallel
+    # bodies the arguments' noalias attributes are lost)
+    options = default_options().with_(gett="always", gett_params=small_params("float32"))
+    kernel = tcc.compile("abcd,aebf->dfce", (3, 4, 5, 6), (3, 20, 4, 7), dtype="float32",
+                         options=options)
+    text = kernel.llvm_ir()
+    tagged = [line for line in text.splitlines() if "!alias.scope" in line]
+    assert all("!noalias" in line for line in tagged)
+    assert any("llvm.masked.store" in line for line in tagged)
+    assert any(" = load i64" in line for line in tagged)  # the offset tables
+    assert any('!"tcc.' in line and '.tab_out_' in line for line in text.splitlines())

@@ -85,24 +85,31 @@ class TileStores:
             last, last_lookups = self.address(s.c, [(s.batch, bt), (s.m, m_flat),
                                                     (s.n, column + lanes - 1)])
             tail = (last - (lanes - 1), last_lookups)
-            position = L.IndexValue(column)
-            blocks = L.Binary("add", L.Binary("div", position, int_(run)), int_(1))
-            split = L.Binary("sub", L.Binary("mul", int_(run), blocks), position)
+            split = L.Local(f"split{j}")
             masks = (L.Mask(int_(0), split), L.Mask(split, int_(lanes)))
             value: L.Scalar = self.scaled(L.Local(acc[i][j // lanes]), lanes)
             if add:
                 old = L.Binary("add", L.Load(s.c, index, lanes, lookups, masks[0]),
                                L.Load(s.c, tail[0], lanes, tail[1], masks[1]))
                 value = L.Binary("add", old, value)
-            return (L.Store(s.c, index, value, lookups, masks[0]),
-                    L.Store(s.c, tail[0], value, tail[1], masks[1]))
+            # computed once: each store evaluating it would load C again after the other
+            return (L.Declare("cv", self.dtype, value, lanes),
+                    L.Store(s.c, index, L.Local("cv"), lookups, masks[0]),
+                    L.Store(s.c, tail[0], L.Local("cv"), tail[1], masks[1]))
 
-        return self.full_tile_rows(bt, ic, jc, m_left, lanes, update)
+        splits = []  # where each column's vector meets a run end: the same in every row
+        for j in range(0, p.nr, lanes):
+            position = L.IndexValue(jc * p.nc + Aff.var("jr", p.nr) + j)
+            blocks = L.Binary("add", L.Binary("div", position, int_(run)), int_(1))
+            split = L.Binary("sub", L.Binary("mul", int_(run), blocks), position)
+            splits.append(L.Declare(f"split{j}", "int64", split))
+        return self.full_tile_rows(bt, ic, jc, m_left, lanes, update, splits)
 
     def full_tile_rows(self, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, width: int,
-                       each) -> list[L.Stmt]:
+                       each, prelude: list[L.Stmt] = ()) -> list[L.Stmt]:
         """``each(index, lookups, i, j)`` for columns ``j`` (every ``width``-th) of row ``i``
-        of a tile whose NR columns all exist (rows past M are skipped)."""
+        of a tile whose NR columns all exist (rows past M are skipped), after
+        ``prelude``."""
         p, s = self.p, self.s
         rows = []
         for i in range(p.mr):
@@ -115,7 +122,7 @@ class TileStores:
                 stmts += each(index, lookups, i, j)
             rows.append(L.For(f"row{i}", 1, tuple(stmts), bound=m_left - i))
         n_left = s.extent(s.n) - jc * p.nc - Aff.var("jr", p.nr)
-        return [L.For("full", 1, tuple(rows), bound=n_left - p.nr + 1)]
+        return [L.For("full", 1, (*prelude, *rows), bound=n_left - p.nr + 1)]
 
     def full_tile_update(self, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, width: int, add: bool,
                          tile) -> list[L.Stmt]:
