@@ -11,7 +11,7 @@ import pytest
 
 import tcc
 from tcc.options import default_options
-from tcc.passes.schedule.blocking import GettParams
+from tcc.passes.schedule.blocking import GettParams, default_params, fit_params
 
 
 def _lanes(dtype: str) -> int:
@@ -137,7 +137,48 @@ def test_tile_order_and_prefetch(order, prefetch, dtype):
         assert (streamed in kernel.ir()) == bool(prefetch)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128", "int64"])
+def test_threads_sharing_n_blocks(threads, dtype):
+    # parallel "n": each thread runs whole N blocks (packing its own panels); uneven
+    # block counts, edge tiles, several K blocks and batches all equal numpy
+    lanes = _lanes("float64" if dtype == "complex128" else dtype)
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes,
+                        threads=threads, parallel="n")
+    rng = np.random.default_rng(threads)
+    for eq, shapes in (("ik,kj->ij", ((13, 29), (29, 7 * lanes + 3))),
+                       ("abcd,aebf->dfce", ((5, 6, 3, 4), (5, 9, 6, 10))),
+                       ("bik,bkj->bij", ((3, 5, 11), (3, 11, 40)))):
+        ops = [(rng.standard_normal(s) * 4).astype(dtype) for s in shapes]
+        options = default_options().with_(gett="always", gett_params=params, verify=True)
+        kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+        tol = 1e-3 if dtype == "float32" else 1e-9
+        np.testing.assert_allclose(kernel(*ops), np.einsum(eq, *ops), rtol=tol, atol=tol)
+        text = kernel.ir().splitlines()
+        jc = [line for line in text if line.strip().startswith("for jc ")]
+        ic = [line for line in text if line.strip().startswith("for ic ")]
+        if eq == "ik,kj->ij":  # four N blocks: enough for every thread
+            assert all(line.endswith("# parallel") == (threads > 1) for line in jc)
+            assert not any(line.endswith("# parallel") for line in ic)
+        if eq == "bik,bkj->bij":  # two N blocks: three threads share M blocks instead
+            assert any(line.endswith("# parallel") for line in jc + ic) == (threads > 1)
+
+
+def test_default_blocking_shares_n_blocks_when_m_is_small():
+    params = default_params("float32", 512, 2)
+    skinny = fit_params(params, 144, 20736, 1, 144)  # 6-D: two M blocks of rows
+    assert skinny.parallel == "n"
+    blocks = -(-20736 // skinny.nc)
+    assert blocks % 2 == 0 and skinny.nc % skinny.nr == 0  # equal shares
+    square = fit_params(params, 1024, 1024, 1, 1024)
+    assert square.parallel == "m"
+    assert fit_params(default_params("float32", 512, 1), 144, 20736, 1, 144).parallel == "m"
+    assert fit_params(params, 144, 20736, 64, 144).parallel == "m"  # batches go parallel
+
+
 def test_params_reject_unknown_choices():
+    with pytest.raises(ValueError, match="parallel"):
+        GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, parallel="k")
     with pytest.raises(ValueError, match="order"):
         GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, order="kj")
     with pytest.raises(ValueError, match="prefetch"):

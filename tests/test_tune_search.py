@@ -85,6 +85,22 @@ def test_space_covers_tile_order_and_prefetch():
         features, s.features(base))
 
 
+def test_space_covers_parallel_groups():
+    s = space()
+    rng = random.Random(2)
+    seen = {c["parallel"] for c in (s.sample(rng) for _ in range(200)) if "mr" in c}
+    assert seen == {"m", "n"}
+    base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 384, "lanes": 16, "threads": 2}
+    assert s.violations({**base, "parallel": "k"})
+    flips = {s.mutate({**base, "parallel": "m"}, rng).get("parallel", "m") for _ in range(100)}
+    assert flips == {"m", "n"}
+    assert apply_config(Options(), base).gett_params.parallel == "m"  # older records
+    assert apply_config(Options(), {**base, "parallel": "n"}).gett_params.parallel == "n"
+    child = s.crossover({**base, "parallel": "n"}, {**base, "parallel": "n"}, rng)
+    assert child["parallel"] == "n"
+    assert not np.array_equal(s.features({**base, "parallel": "n"}), s.features(base))
+
+
 def test_gett_view_of_permuted_and_batched_contractions():
     s = space("abcd,aebf->dfce", ((6, 5, 7, 8), (6, 9, 5, 10)))
     assert {s.m * s.n, s.k} == {7 * 8 * 9 * 10, 6 * 5}

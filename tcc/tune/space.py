@@ -5,8 +5,9 @@ A *config* is a plain dict, stored as JSON in the tuning database:
 - ``{}``: the default schedule (whatever ``tcc.compile`` picks with no tuning);
 - ``{"gett": "never"}``: the plain loop nest, no GETT template;
 - ``{"mr", "nr", "kc", "mc", "nc", "lanes", "threads"}``: a ``GettParams`` blocking, with
-  optional ``"order"`` (the tile loop, "ir" or "jr") and ``"prefetch"`` (K steps ahead;
-  records written before these existed lack them and mean "ir" and 0).
+  optional ``"order"`` (the tile loop, "ir" or "jr"), ``"prefetch"`` (K steps ahead) and
+  ``"parallel"`` (the threads share M or N blocks: "m" or "n"); records written before
+  these existed lack them and mean "ir", 0 and "m".
 
 The space is derived from the workload's GETT view (the largest pairwise contraction of
 its Program); constraints rule out illegal or hopeless points before anything compiles.
@@ -30,7 +31,13 @@ from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.paths import choose_path
 from tcc.passes.pipeline import vector_bits
-from tcc.passes.schedule.blocking import TILE_ORDERS, GettParams, cache_sizes, real_dtype
+from tcc.passes.schedule.blocking import (
+    PARALLEL_GROUPS,
+    TILE_ORDERS,
+    GettParams,
+    cache_sizes,
+    real_dtype,
+)
 from tcc.passes.schedule.gett import GettShape, analyze
 
 MAX_ACCUMULATORS = 28  # vector registers holding the micro-tile (of 32 with AVX-512)
@@ -43,7 +50,7 @@ PREFETCH_CHOICES = (0, 2, 4, 8, 16)  # K steps ahead
 # the schedule choices besides sizes, as GettParams defaults them (records written before
 # a choice existed were measured with its default)
 CHOICE_DEFAULTS = {name: GettParams.__dataclass_fields__[name].default
-                   for name in ("order", "prefetch")}
+                   for name in ("order", "prefetch", "parallel")}
 
 Config = dict
 
@@ -60,7 +67,8 @@ def describe(config: Config) -> str:
         return "loop nest"
     c = with_choices(config)
     return (f"mr={c['mr']} nr={c['nr']} kc={c['kc']} mc={c['mc']} nc={c['nc']} "
-            f"threads={c['threads']} order={c['order']} prefetch={c['prefetch']}")
+            f"threads={c['threads']} order={c['order']} prefetch={c['prefetch']} "
+            f"parallel={c['parallel']}")
 
 
 def with_choices(config: Config) -> Config:
@@ -76,7 +84,8 @@ def apply_config(options: Options, config: Config) -> Options:
         return options.with_(gett=config.get("gett", "never"))
     c = with_choices(config)
     return options.with_(gett_params=GettParams(
-        **{k: int(c[k]) for k in GETT_KEYS}, order=str(c["order"]), prefetch=int(c["prefetch"])))
+        **{k: int(c[k]) for k in GETT_KEYS}, order=str(c["order"]), prefetch=int(c["prefetch"]),
+        parallel=str(c["parallel"])))
 
 
 def cpu_count() -> int:
@@ -236,6 +245,8 @@ class SearchSpace:
             why.append(f"order {c['order']!r} is not one of {TILE_ORDERS}")
         if c["prefetch"] not in PREFETCH_CHOICES:
             why.append(f"prefetch {c['prefetch']} is not one of {PREFETCH_CHOICES}")
+        if c["parallel"] not in PARALLEL_GROUPS:
+            why.append(f"parallel {c['parallel']!r} is not one of {PARALLEL_GROUPS}")
         if c["threads"] > self.max_threads:
             why.append(f"threads {c['threads']} > {self.max_threads}")
         l1, l2, l3 = self.caches
@@ -264,7 +275,8 @@ class SearchSpace:
             config = {"mr": mr, "nr": nr, "kc": rng.choice(self.kc_choices()),
                       "mc": mr * rng.choice(MC_BLOCKS), "nc": nr * rng.choice(NC_BLOCKS),
                       "lanes": self.lanes, "threads": rng.choice(self.thread_choices()),
-                      "order": rng.choice(TILE_ORDERS), "prefetch": rng.choice(PREFETCH_CHOICES)}
+                      "order": rng.choice(TILE_ORDERS), "prefetch": rng.choice(PREFETCH_CHOICES),
+                      "parallel": rng.choice(PARALLEL_GROUPS)}
             config = self.normalize(config)
             if self.legal(config):
                 return config
@@ -276,7 +288,7 @@ class SearchSpace:
             return self.sample(rng)
         for _ in range(50):
             c = dict(config)
-            keys = ("mr", "nr", "kc", "mc", "nc", "threads", "order", "prefetch")
+            keys = ("mr", "nr", "kc", "mc", "nc", "threads", *CHOICE_DEFAULTS)
             for key in rng.sample(keys, rng.choice((1, 2))):
                 c[key] = self._neighbour(key, c, rng)
             c = self.normalize(c)
@@ -286,8 +298,9 @@ class SearchSpace:
 
     def _neighbour(self, key: str, c: Config, rng: random.Random) -> int | str:
         c = with_choices(c)
-        if key == "order":
-            return "jr" if c["order"] == "ir" else "ir"
+        if key in ("order", "parallel"):  # two choices: the other one
+            choices = TILE_ORDERS if key == "order" else PARALLEL_GROUPS
+            return choices[1 - choices.index(c[key])]
         if key in ("mc", "nc"):
             unit = c["mr"] if key == "mc" else c["nr"]
             blocks = max(1, c[key] // unit)
@@ -337,5 +350,6 @@ class SearchSpace:
             c["mr"] * vectors / (c["mr"] + vectors),  # loads per FMA, inverted
             math.log2(max(self.k / c["kc"], 1.0)),
             float(c["order"] == "jr"), math.log2(1 + c["prefetch"]),
+            float(c["parallel"] == "n") * min(c["threads"] - 1, 1),
         ]
         return np.asarray(values, dtype=np.float64)

@@ -6,7 +6,7 @@ mergeable addresses it affinely, otherwise through an int64 offset table. The ne
 BLIS one, with packing from any strides and a register-blocked micro-kernel of vector FMAs::
 
     for bt in 0..BATCH:                        # parallel when there are enough batches
-      for jc in 0..ceil(N/NC):
+      for jc in 0..ceil(N/NC):                 # parallel instead of ic when M is small
         for pc in 0..ceil(K/KC):               # pc = 0 peeled: it stores instead of adding
           Bp = pack B[pc*KC.., jc*NC..]        # NR-wide panels, parallel over panels
           for ic in 0..ceil(M/MC):             # parallel
@@ -160,7 +160,8 @@ class _Builder(TileStores):
         self.accumulate = accumulate
         self.expand_b = expand_b  # complex B's (N, K) groups: see _pack_expanded
         self.tables: list[tuple[str, tuple[str, ...], str]] = []  # name, group, tensor
-        self.parallel_batch = False  # kernel_body decides both for the whole kernel
+        self.parallel_batch = False  # kernel_body decides these for the whole kernel
+        self.parallel_n = False
         self.inner_kind = "serial"
 
     # -- addressing -------------------------------------------------------------------
@@ -389,7 +390,10 @@ class _Builder(TileStores):
         parts, share = self.split_k()
         if parts > 1:
             return self.split_body(parts, share)
-        self.inner_kind = "serial" if self.parallel_batch or p.threads == 1 else "parallel"
+        self.parallel_n = (p.parallel == "n" and not self.parallel_batch and p.threads > 1
+                           and -(-s.extent(s.n) // p.nc) >= p.threads)
+        serial = self.parallel_batch or p.threads == 1 or self.parallel_n
+        self.inner_kind = "serial" if serial else "parallel"
         body = self.k_nest(Aff(), -(-s.extent(s.k) // p.kc), None)
         if s.batch:
             kind = "parallel" if self.parallel_batch else "serial"
@@ -408,7 +412,8 @@ class _Builder(TileStores):
             per_jc.append(L.For("pc", k_blocks - 1, (self.block(bt, jc, pc, first=False),),
                                 bound=rest, bound_step=p.kc if rest is not None else 1))
         n_blocks = -(-s.extent(s.n) // p.nc)
-        return (L.For("jc", n_blocks, tuple(per_jc)),)
+        kind = "parallel" if self.parallel_n else "serial"  # whole N blocks per thread
+        return (L.For("jc", n_blocks, tuple(per_jc), kind=kind),)
 
     def split_k(self) -> tuple[int, int]:
         """(threads, K elements each) when the threads should split K instead of M: the
