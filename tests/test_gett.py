@@ -170,8 +170,9 @@ def test_default_blocking_shares_n_blocks_when_m_is_small():
     assert skinny.parallel == "n"
     blocks = -(-20736 // skinny.nc)
     assert blocks % 2 == 0 and skinny.nc % skinny.nr == 0  # equal shares
-    square = fit_params(params, 1024, 1024, 1, 1024)
-    assert square.parallel == "m"
+    assert fit_params(params, 1024, 1024, 1, 1024).parallel == "n"  # N >= M
+    tall = fit_params(params, 4096, 1152, 1, 1024)
+    assert tall.parallel == "m" and 1152 % tall.nc == 0  # equal N blocks
     assert fit_params(default_params("float32", 512, 1), 144, 20736, 1, 144).parallel == "m"
     assert fit_params(params, 144, 20736, 64, 144).parallel == "m"  # batches go parallel
 

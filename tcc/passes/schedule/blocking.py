@@ -118,15 +118,21 @@ def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0) -> 
     nc = max(nr, params.nc // nr * nr)
     parallel = params.parallel
     if params.threads > 1 and batches < 2 * params.threads:  # threads share the blocks
-        # few M blocks (a skinny A) would mean two barriers per N x K block with little
-        # work between them: the threads take whole N blocks instead (6-D contraction
-        # with M = 144, N = 20736: 1.18x; a 128 x 512 x 20000 GEMM: 1.2x)
-        if -(-m // mc) < 2 * params.threads and n >= 4 * params.threads * nr:
+        # the threads take whole N blocks (each packs its own B and A, no barrier inside)
+        # when N has enough columns and M is no larger or has few blocks (which would
+        # mean two barriers per N x K block with little work between them). Measured in
+        # paired rounds: 6-D contraction with M = 144, N = 20736 1.18x; a 128 x 512 x
+        # 20000 GEMM 1.2x; complex128 4-D (24^6) 1.16x; square GEMMs 0.95-1.06x
+        few_m = -(-m // mc) < 2 * params.threads
+        if (few_m or n >= m) and n >= 4 * params.threads * nr:
             parallel = "n"
         if parallel == "n":
             nc = balanced_block(n, nr, nc, params.threads)
         else:
             mc = balanced_block(m, mr, mc, params.threads)
+    if parallel == "m" and n > nc:  # equal N blocks: no sliver paying a pass over A
+        nc = -(-n // -(-n // nc))
+        nc = -(-nc // nr) * nr
     kc = params.kc
     if k > kc:
         kc = -(-k // -(-k // kc))
