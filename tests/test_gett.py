@@ -164,6 +164,32 @@ def test_threads_sharing_n_blocks(threads, dtype):
             assert any(line.endswith("# parallel") for line in jc + ic) == (threads > 1)
 
 
+@pytest.mark.parametrize("parallel", ["m", "n"])
+@pytest.mark.parametrize("order", ["ir", "jr"])
+@pytest.mark.parametrize("dtype", ["float32", "complex128"])
+def test_a_packed_whole_per_k_block(parallel, order, dtype):
+    # pack_a "whole": K blocks outermost, all of A's K block packed once (panels shared
+    # out to the threads) and used by every N block; equal to numpy through every edge
+    lanes = _lanes("float64" if dtype == "complex128" else dtype)
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes, threads=2,
+                        order=order, prefetch=3, parallel=parallel, pack_a="whole")
+    rng = np.random.default_rng(11)
+    for eq, shapes in (("ik,kj->ij", ((37, 29), (29, 51))),
+                       ("abcd,aebf->dfce", ((5, 6, 7, 8), (5, 9, 6, 10))),
+                       ("bik,bkj->bij", ((3, 5, 11), (3, 11, 40)))):
+        ops = [(rng.standard_normal(s) * 4).astype(dtype) for s in shapes]
+        options = default_options().with_(gett="always", gett_params=params, verify=True)
+        kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+        tol = 1e-3 if dtype == "float32" else 1e-9
+        np.testing.assert_allclose(kernel(*ops), np.einsum(eq, *ops), rtol=tol, atol=tol)
+    text = [line.strip() for line in kernel.ir().splitlines()]
+    packs = [k for k, line in enumerate(text) if line.startswith("Ap[")]
+    first_jc = min(k for k, line in enumerate(text) if line.startswith("for jc "))
+    assert packs and all(k < first_jc for k in packs[:1])  # packed before the N blocks
+    copies = [line for line in text if line.startswith("Ap[") and not line.endswith("= 0.0")]
+    assert len(copies) == 2  # the first K block, then the others
+
+
 def test_default_blocking_shares_n_blocks_when_m_is_small():
     params = default_params("float32", 512, 2)
     skinny = fit_params(params, 144, 20736, 1, 144)  # 6-D: two M blocks of rows
@@ -178,6 +204,8 @@ def test_default_blocking_shares_n_blocks_when_m_is_small():
 
 
 def test_params_reject_unknown_choices():
+    with pytest.raises(ValueError, match="pack_a"):
+        GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, pack_a="all")
     with pytest.raises(ValueError, match="parallel"):
         GettParams(mr=3, nr=8, kc=5, mc=6, nc=16, lanes=8, parallel="k")
     with pytest.raises(ValueError, match="order"):

@@ -101,6 +101,21 @@ def test_space_covers_parallel_groups():
     assert not np.array_equal(s.features({**base, "parallel": "n"}), s.features(base))
 
 
+def test_space_covers_a_packing():
+    s = space()
+    rng = random.Random(3)
+    seen = {c["pack_a"] for c in (s.sample(rng) for _ in range(200)) if "mr" in c}
+    assert seen == {"block", "whole"}
+    base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 96, "lanes": 16, "threads": 2}
+    assert s.violations({**base, "pack_a": "all"})
+    flips = {s.mutate({**base, "pack_a": "block"}, rng).get("pack_a", "block")
+             for _ in range(100)}
+    assert flips == {"block", "whole"}
+    assert apply_config(Options(), base).gett_params.pack_a == "block"  # older records
+    assert apply_config(Options(), {**base, "pack_a": "whole"}).gett_params.pack_a == "whole"
+    assert not np.array_equal(s.features({**base, "pack_a": "whole"}), s.features(base))
+
+
 def test_gett_view_of_permuted_and_batched_contractions():
     s = space("abcd,aebf->dfce", ((6, 5, 7, 8), (6, 9, 5, 10)))
     assert {s.m * s.n, s.k} == {7 * 8 * 9 * 10, 6 * 5}

@@ -315,7 +315,8 @@ class _KernelRenderer:
         intrinsic = b.module.globals.get("llvm.prefetch.p0i8") or ir.Function(
             b.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
             "llvm.prefetch.p0i8")
-        address = self.addresses(stmt.buffer, stmt.index, stmt.lookups)[0]
+        # a prefetch never faults: its address may lie past the buffer (no inbounds)
+        address = self.addresses(stmt.buffer, stmt.index, stmt.lookups, inbounds=False)[0]
         # read or write; locality 3 (keep in all levels); data cache
         b.call(intrinsic, [b.bitcast(address, i8p), ir.Constant(i32, int(stmt.write)),
                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
@@ -343,7 +344,10 @@ class _KernelRenderer:
         self.dtypes[stmt.name] = stmt.dtype
         for child in stmt.body:
             self.statement(child)
-        self.pointers[stmt.name], self.dtypes[stmt.name] = outer  # type: ignore[assignment]
+        if outer[0] is None:  # out of scope: later parallel bodies must not capture it
+            del self.pointers[stmt.name], self.dtypes[stmt.name]
+        else:
+            self.pointers[stmt.name], self.dtypes[stmt.name] = outer  # type: ignore[assignment]
 
     def release(self) -> None:
         """Free the local buffers (call right before the function returns)."""

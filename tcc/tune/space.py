@@ -6,8 +6,9 @@ A *config* is a plain dict, stored as JSON in the tuning database:
 - ``{"gett": "never"}``: the plain loop nest, no GETT template;
 - ``{"mr", "nr", "kc", "mc", "nc", "lanes", "threads"}``: a ``GettParams`` blocking, with
   optional ``"order"`` (the tile loop, "ir" or "jr"), ``"prefetch"`` (K steps ahead) and
-  ``"parallel"`` (the threads share M or N blocks: "m" or "n"); records written before
-  these existed lack them and mean "ir", 0 and "m".
+  ``"parallel"`` (the threads share M or N blocks: "m" or "n") and ``"pack_a"`` (A packed
+  per block or whole per K block); records written before these existed lack them and
+  mean "ir", 0, "m" and "block".
 
 The space is derived from the workload's GETT view (the largest pairwise contraction of
 its Program); constraints rule out illegal or hopeless points before anything compiles.
@@ -32,6 +33,7 @@ from tcc.options import Options
 from tcc.passes.paths import choose_path
 from tcc.passes.pipeline import vector_bits
 from tcc.passes.schedule.blocking import (
+    A_PACKINGS,
     PARALLEL_GROUPS,
     TILE_ORDERS,
     GettParams,
@@ -50,7 +52,7 @@ PREFETCH_CHOICES = (0, 2, 4, 8, 16)  # K steps ahead
 # the schedule choices besides sizes, as GettParams defaults them (records written before
 # a choice existed were measured with its default)
 CHOICE_DEFAULTS = {name: GettParams.__dataclass_fields__[name].default
-                   for name in ("order", "prefetch", "parallel")}
+                   for name in ("order", "prefetch", "parallel", "pack_a")}
 
 Config = dict
 
@@ -68,7 +70,7 @@ def describe(config: Config) -> str:
     c = with_choices(config)
     return (f"mr={c['mr']} nr={c['nr']} kc={c['kc']} mc={c['mc']} nc={c['nc']} "
             f"threads={c['threads']} order={c['order']} prefetch={c['prefetch']} "
-            f"parallel={c['parallel']}")
+            f"parallel={c['parallel']} pack_a={c['pack_a']}")
 
 
 def with_choices(config: Config) -> Config:
@@ -85,7 +87,7 @@ def apply_config(options: Options, config: Config) -> Options:
     c = with_choices(config)
     return options.with_(gett_params=GettParams(
         **{k: int(c[k]) for k in GETT_KEYS}, order=str(c["order"]), prefetch=int(c["prefetch"]),
-        parallel=str(c["parallel"])))
+        parallel=str(c["parallel"]), pack_a=str(c["pack_a"])))
 
 
 def cpu_count() -> int:
@@ -247,6 +249,8 @@ class SearchSpace:
             why.append(f"prefetch {c['prefetch']} is not one of {PREFETCH_CHOICES}")
         if c["parallel"] not in PARALLEL_GROUPS:
             why.append(f"parallel {c['parallel']!r} is not one of {PARALLEL_GROUPS}")
+        if c["pack_a"] not in A_PACKINGS:
+            why.append(f"pack_a {c['pack_a']!r} is not one of {A_PACKINGS}")
         if c["threads"] > self.max_threads:
             why.append(f"threads {c['threads']} > {self.max_threads}")
         l1, l2, l3 = self.caches
@@ -276,7 +280,7 @@ class SearchSpace:
                       "mc": mr * rng.choice(MC_BLOCKS), "nc": nr * rng.choice(NC_BLOCKS),
                       "lanes": self.lanes, "threads": rng.choice(self.thread_choices()),
                       "order": rng.choice(TILE_ORDERS), "prefetch": rng.choice(PREFETCH_CHOICES),
-                      "parallel": rng.choice(PARALLEL_GROUPS)}
+                      "parallel": rng.choice(PARALLEL_GROUPS), "pack_a": rng.choice(A_PACKINGS)}
             config = self.normalize(config)
             if self.legal(config):
                 return config
@@ -298,9 +302,9 @@ class SearchSpace:
 
     def _neighbour(self, key: str, c: Config, rng: random.Random) -> int | str:
         c = with_choices(c)
-        if key in ("order", "parallel"):  # two choices: the other one
-            choices = TILE_ORDERS if key == "order" else PARALLEL_GROUPS
-            return choices[1 - choices.index(c[key])]
+        two = {"order": TILE_ORDERS, "parallel": PARALLEL_GROUPS, "pack_a": A_PACKINGS}
+        if key in two:  # two choices: the other one
+            return two[key][1 - two[key].index(c[key])]
         if key in ("mc", "nc"):
             unit = c["mr"] if key == "mc" else c["nr"]
             blocks = max(1, c[key] // unit)
@@ -351,5 +355,6 @@ class SearchSpace:
             math.log2(max(self.k / c["kc"], 1.0)),
             float(c["order"] == "jr"), math.log2(1 + c["prefetch"]),
             float(c["parallel"] == "n") * min(c["threads"] - 1, 1),
+            float(c["pack_a"] == "whole") * min(math.log2(max(self.n / c["nc"], 1.0)), 4.0),
         ]
         return np.asarray(values, dtype=np.float64)

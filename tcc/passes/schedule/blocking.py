@@ -15,6 +15,7 @@ from tcc.dtypes import DTYPES
 
 TILE_ORDERS = ("ir", "jr")  # the outer loop over a block's micro-tiles
 PARALLEL_GROUPS = ("m", "n")  # whose cache blocks the threads share out
+A_PACKINGS = ("block", "whole")  # A packed per (N, K) block, or all of M once per K block
 
 
 def real_dtype(dtype: str) -> str:
@@ -31,7 +32,9 @@ class GettParams:
     (0: leave it to the hardware prefetchers); ``parallel``: whose cache blocks the
     threads share out when there are too few batches: "m" (they split each A block's
     rows, meeting at two barriers per N x K block; the default) or "n" (each thread runs
-    whole N blocks, packing its own B and A, with no barrier inside)."""
+    whole N blocks, packing its own B and A, with no barrier inside); ``pack_a``: "block"
+    (A's M x K block is packed for every N block; the default) or "whole" (K blocks
+    outermost: all of A's K block is packed once, then every N block uses it)."""
 
     mr: int
     nr: int
@@ -43,10 +46,13 @@ class GettParams:
     order: str = "ir"
     prefetch: int = 0
     parallel: str = "m"
+    pack_a: str = "block"
 
     def __post_init__(self) -> None:
         if self.order not in TILE_ORDERS:
             raise ValueError(f"GettParams.order must be one of {TILE_ORDERS}, not {self.order!r}")
+        if self.pack_a not in A_PACKINGS:
+            raise ValueError(f"GettParams.pack_a must be one of {A_PACKINGS}, not {self.pack_a!r}")
         if self.parallel not in PARALLEL_GROUPS:
             raise ValueError(f"GettParams.parallel must be one of {PARALLEL_GROUPS}, "
                              f"not {self.parallel!r}")

@@ -162,6 +162,7 @@ class _Builder(TileStores):
         self.tables: list[tuple[str, tuple[str, ...], str]] = []  # name, group, tensor
         self.parallel_batch = False  # kernel_body decides these for the whole kernel
         self.parallel_n = False
+        self.a_whole = False  # A packed for all of M once per K block (see k_nest)
         self.inner_kind = "serial"
 
     # -- addressing -------------------------------------------------------------------
@@ -293,7 +294,7 @@ class _Builder(TileStores):
         ]
         step += self.prefetches()
         for i in range(p.mr):
-            a = L.Broadcast(L.Load("Ap", Aff.of({"ir": self.a_panel, "k": p.mr}, i)), p.lanes)
+            a = L.Broadcast(L.Load("Ap", self.a_at() + Aff.of({"k": p.mr}, i)), p.lanes)
             for v in range(vectors):
                 product = L.Binary("mul", a, L.Local(f"b{v}"))
                 step.append(L.Assign(acc[i][v], L.Binary("add", L.Local(acc[i][v]), product)))
@@ -339,11 +340,17 @@ class _Builder(TileStores):
             return []
         line = 64 // DTYPES[self.dtype].itemsize
         if p.order == "ir":
-            name, var, panel, width = "Bp", "jr", self.b_panel, p.nr
+            name, start, width = "Bp", Aff.var("jr", self.b_panel), p.nr
         else:
-            name, var, panel, width = "Ap", "ir", self.a_panel, p.mr
-        return [L.Prefetch(name, Aff.of({var: panel, "k": width}, p.prefetch * width + at))
+            name, start, width = "Ap", self.a_at(), p.mr
+        return [L.Prefetch(name, start + Aff.of({"k": width}, p.prefetch * width + at))
                 for at in range(0, width, line)]
+
+    def a_at(self) -> Aff:
+        """Where micro-panel ``ir`` of A block ``ic`` starts in ``Ap``."""
+        if self.a_whole:
+            return Aff.of({"ir": self.a_panel, "ic": self.p.mc // self.p.mr * self.a_panel})
+        return Aff.var("ir", self.a_panel)
 
     @property
     def a_panel(self) -> int:
@@ -367,19 +374,23 @@ class _Builder(TileStores):
     def panels_n(self) -> int:
         return -(-min(self.p.nc, self.s.extent(self.s.n)) // self.p.nr)
 
+    def a_size(self, panels: int) -> int:
+        """Elements of ``Ap`` for ``panels`` micro-panels, with room for prefetches past
+        the last panel's end."""
+        return panels * self.a_panel + self.p.prefetch * self.p.mr
+
     def block(self, bt: Aff, jc: Aff, pc: Aff, first: bool) -> L.Stmt:
         p, s = self.p, self.s
         ic_blocks = -(-s.extent(s.m) // p.mc)
         ic = Aff.var("ic")
-        inner = (
-            self.pack_a(bt, ic, pc),
-            *self.micro_kernel(bt, ic, jc, pc, first),
-        )
-        inner = (L.Allocate("Ct", self.dtype, p.mr * p.nr, inner),)
-        # room for prefetches past the last panel's end
-        a_size = self.panels_m * self.a_panel + p.prefetch * p.mr
-        ic_loop = L.For("ic", ic_blocks, (L.Allocate("Ap", self.dtype, a_size, inner),),
-                        kind=self.inner_kind)
+        tiles = (L.Allocate("Ct", self.dtype, p.mr * p.nr,
+                            self.micro_kernel(bt, ic, jc, pc, first)),)
+        if self.a_whole:  # packed already, for every ic (k_nest)
+            ic_loop = L.For("ic", ic_blocks, tiles, kind=self.inner_kind)
+        else:
+            inner = (self.pack_a(bt, ic, pc), *tiles)
+            ic_loop = L.For("ic", ic_blocks, (L.Allocate("Ap", self.dtype, self.a_size(
+                self.panels_m), inner),), kind=self.inner_kind)
         b_size = self.panels_n * self.b_panel + p.prefetch * p.nr
         return L.Allocate("Bp", self.dtype, b_size, (self.pack_b(bt, jc, pc), ic_loop))
 
@@ -394,6 +405,7 @@ class _Builder(TileStores):
                            and -(-s.extent(s.n) // p.nc) >= p.threads)
         serial = self.parallel_batch or p.threads == 1 or self.parallel_n
         self.inner_kind = "serial" if serial else "parallel"
+        self.a_whole = p.pack_a == "whole" and -(-s.extent(s.n) // p.nc) > 1
         body = self.k_nest(Aff(), -(-s.extent(s.k) // p.kc), None)
         if s.batch:
             kind = "parallel" if self.parallel_batch else "serial"
@@ -406,13 +418,30 @@ class _Builder(TileStores):
         p, s = self.p, self.s
         bt = Aff.var("bt") if s.batch else Aff()
         jc = Aff.var("jc")
-        per_jc: list[L.Stmt] = [self.block(bt, jc, pc0, first=True)]
-        if k_blocks > 1:
-            pc = pc0 + Aff.var("pc") + 1
-            per_jc.append(L.For("pc", k_blocks - 1, (self.block(bt, jc, pc, first=False),),
-                                bound=rest, bound_step=p.kc if rest is not None else 1))
         n_blocks = -(-s.extent(s.n) // p.nc)
         kind = "parallel" if self.parallel_n else "serial"  # whole N blocks per thread
+        pc = pc0 + Aff.var("pc") + 1
+        pc_bounds = dict(bound=rest, bound_step=p.kc if rest is not None else 1)
+        if self.a_whole:
+            # K blocks outermost: all of A's K block is packed once (panels shared out to
+            # the threads), then every N block uses it; A is not packed again per N block
+            panels = -(-s.extent(s.m) // p.mr)
+
+            def stage(at: Aff, first: bool) -> L.Stmt:
+                pack = self._pack("Ap", s.a, s.m, Aff(), at, bt, ("ir", "i", p.mr, 0),
+                                  panels, self.a_panel, self.inner_kind if not
+                                  self.parallel_n else "parallel")
+                jc_loop = L.For("jc", n_blocks, (self.block(bt, jc, at, first),), kind=kind)
+                return L.Allocate("Ap", self.dtype, self.a_size(panels), (pack, jc_loop))
+
+            nest: list[L.Stmt] = [stage(pc0, True)]
+            if k_blocks > 1:
+                nest.append(L.For("pc", k_blocks - 1, (stage(pc, False),), **pc_bounds))
+            return tuple(nest)
+        per_jc: list[L.Stmt] = [self.block(bt, jc, pc0, first=True)]
+        if k_blocks > 1:
+            per_jc.append(L.For("pc", k_blocks - 1, (self.block(bt, jc, pc, first=False),),
+                                **pc_bounds))
         return (L.For("jc", n_blocks, tuple(per_jc), kind=kind),)
 
     def split_k(self) -> tuple[int, int]:
