@@ -85,35 +85,23 @@ def test_space_covers_tile_order_and_prefetch():
         features, s.features(base))
 
 
-def test_space_covers_parallel_groups():
+@pytest.mark.parametrize(("key", "choices"), [("parallel", ("m", "n")),
+                                              ("pack_a", ("block", "whole"))])
+def test_space_covers_two_way_choices(key, choices):
     s = space()
     rng = random.Random(2)
-    seen = {c["parallel"] for c in (s.sample(rng) for _ in range(200)) if "mr" in c}
-    assert seen == {"m", "n"}
-    base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 384, "lanes": 16, "threads": 2}
-    assert s.violations({**base, "parallel": "k"})
-    flips = {s.mutate({**base, "parallel": "m"}, rng).get("parallel", "m") for _ in range(100)}
-    assert flips == {"m", "n"}
-    assert apply_config(Options(), base).gett_params.parallel == "m"  # older records
-    assert apply_config(Options(), {**base, "parallel": "n"}).gett_params.parallel == "n"
-    child = s.crossover({**base, "parallel": "n"}, {**base, "parallel": "n"}, rng)
-    assert child["parallel"] == "n"
-    assert not np.array_equal(s.features({**base, "parallel": "n"}), s.features(base))
-
-
-def test_space_covers_a_packing():
-    s = space()
-    rng = random.Random(3)
-    seen = {c["pack_a"] for c in (s.sample(rng) for _ in range(200)) if "mr" in c}
-    assert seen == {"block", "whole"}
+    seen = {c[key] for c in (s.sample(rng) for _ in range(200)) if "mr" in c}
+    assert seen == set(choices)
+    default, other = choices
     base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 96, "lanes": 16, "threads": 2}
-    assert s.violations({**base, "pack_a": "all"})
-    flips = {s.mutate({**base, "pack_a": "block"}, rng).get("pack_a", "block")
-             for _ in range(100)}
-    assert flips == {"block", "whole"}
-    assert apply_config(Options(), base).gett_params.pack_a == "block"  # older records
-    assert apply_config(Options(), {**base, "pack_a": "whole"}).gett_params.pack_a == "whole"
-    assert not np.array_equal(s.features({**base, "pack_a": "whole"}), s.features(base))
+    assert s.violations({**base, key: "bogus"})
+    flips = {s.mutate({**base, key: default}, rng).get(key, default) for _ in range(100)}
+    assert flips == set(choices)
+    params = apply_config(Options(), base).gett_params
+    assert getattr(params, key) == default  # records written before the choice existed
+    assert getattr(apply_config(Options(), {**base, key: other}).gett_params, key) == other
+    assert s.crossover({**base, key: other}, {**base, key: other}, rng)[key] == other
+    assert not np.array_equal(s.features({**base, key: other}), s.features(base))
 
 
 def test_gett_view_of_permuted_and_batched_contractions():

@@ -428,9 +428,9 @@ class _Builder(TileStores):
             panels = -(-s.extent(s.m) // p.mr)
 
             def stage(at: Aff, first: bool) -> L.Stmt:
+                share = "parallel" if self.parallel_n else self.inner_kind
                 pack = self._pack("Ap", s.a, s.m, Aff(), at, bt, ("ir", "i", p.mr, 0),
-                                  panels, self.a_panel, self.inner_kind if not
-                                  self.parallel_n else "parallel")
+                                  panels, self.a_panel, share)
                 jc_loop = L.For("jc", n_blocks, (self.block(bt, jc, at, first),), kind=kind)
                 return L.Allocate("Ap", self.dtype, self.a_size(panels), (pack, jc_loop))
 
