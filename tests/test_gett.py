@@ -65,6 +65,78 @@ def test_multi_index_groups_use_tables():
     run("abcd,aebf->dfce", [(3, 4, 5, 6), (3, 2, 4, 5)])
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batched_attention_scores(threads):
+    run("bhqd,bhkd->bhqk", [(2, 3, 7, 5), (2, 3, 9, 5)], "float32", threads=threads)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_parallel_inner_blocks(threads):
+    run("ik,kj->ij", [(40, 23), (23, 37)], threads=threads)
+
+
+def test_broadcast_and_reduced_only_in_one_operand():
+    # j is summed in A alone; a size-1 axis broadcasts
+    run("ijk,kl->il", [(5, 3, 7), (7, 6)])
+    run("ik,kj->ij", [(1, 7), (7, 9)])
+
+
+def test_generated_kernel_uses_the_template():
+    options = default_options().with_(gett="always", gett_params=small_params("float64"))
+    kernel = tcc.compile("ik,kj->ij", (8, 8), (8, 8), options=options)
+    text = kernel.ir()
+    assert "allocate Bp" in text and "allocate Ap" in text and "broadcast" in text
+
+
+def test_constant_factors_scale_the_result():
+    from tcc.passes.schedule.gett import analyze
+
+    prog = tcc.program("S[t,s] = sum_d Q[t,d] * K[s,d] * 0.125",
+                       shapes=dict(t=20, s=30, d=16), dtype="float64")
+    assert analyze(prog, prog.statements[0], {}).scale == 0.125
+    options = default_options().with_(gett="always", gett_params=small_params("float64"))
+    f = tcc.compile_program(prog, options)
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((20, 16)), rng.standard_normal((30, 16))
+    np.testing.assert_allclose(f(Q=q, K=k)["S"], q @ k.T * 0.125, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integers_use_the_template(dtype):
+    rng = np.random.default_rng(0)
+    a = rng.integers(-50, 50, (13, 21)).astype(dtype)
+    b = rng.integers(-50, 50, (21, 37)).astype(dtype)
+    options = default_options().with_(gett="always", gett_params=small_params(dtype),
+                                      verify=True)
+    kernel = tcc.compile("ik,kj->ij", a.shape, b.shape, dtype=dtype, options=options)
+    assert "allocate Bp" in kernel.ir()
+    np.testing.assert_array_equal(kernel(a, b), np.einsum("ik,kj->ij", a, b))
+    big = np.full((4, 3), np.iinfo(dtype).max // 2, dtype)
+    wrapped = tcc.compile("ik,kj->ij", (4, 3), (3, 5), dtype=dtype, options=options)
+    np.testing.assert_array_equal(wrapped(big, np.ones((3, 5), dtype)),
+                                  np.einsum("ik,kj->ij", big, np.ones((3, 5), dtype)))
+
+
+@pytest.mark.parametrize("order", ["ir", "jr"])
+@pytest.mark.parametrize("prefetch", [0, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "int32"])
+def test_tile_order_and_prefetch(order, prefetch, dtype):
+    # both tile loop orders and panel prefetching, through every edge path, equal numpy
+    lanes = _lanes("float32" if dtype == "complex64" else dtype)
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes, threads=2,
+                        order=order, prefetch=prefetch)
+    rng = np.random.default_rng(7)
+    for eq, shapes in (("ik,kj->ij", ((37, 29), (29, 51))),
+                       ("abcd,aebf->dfce", ((5, 6, 7, 8), (5, 9, 6, 10)))):
+        ops = [(rng.standard_normal(s) * 4).astype(dtype) for s in shapes]
+        options = default_options().with_(gett="always", gett_params=params, verify=True)
+        kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+        want = np.einsum(eq, *ops)
+        np.testing.assert_allclose(kernel(*ops), want, rtol=1e-4, atol=1e-3)
+        streamed = "prefetch Bp[" if order == "ir" else "prefetch Ap["
+        assert (streamed in kernel.ir()) == bool(prefetch)
+
+
 def _equal_numpy_on_block_edges(params: GettParams, dtype: str, n_wide: int,
                                 seed: int) -> dict[str, tcc.Kernel]:
     """Three contractions with edge tiles, several N and K blocks and batches, compiled
