@@ -80,7 +80,8 @@ class _KernelRenderer:
     """Emits one kernel body; parallel loops are outlined into functions of their own."""
 
     def __init__(self, kernel: L.Kernel, builder: ir.IRBuilder, entry: ir.Block,
-                 pointers: dict[str, ir.Value], threads: int) -> None:
+                 pointers: dict[str, ir.Value], threads: int,
+                 aliasing: dict[str, tuple] | None = None) -> None:
         self.kernel = kernel
         self.builder = builder
         self.entry = entry
@@ -91,7 +92,8 @@ class _KernelRenderer:
         self.threads = threads
         self.shared_runtime = False  # the JIT links parallel loops to one process-wide pool
         self.hoisted: list[tuple[ir.Function, ir.Value]] = []
-        self.aliasing = alias_scopes(builder.module, kernel)
+        # one set of scopes per kernel, shared with its outlined parallel bodies
+        self.aliasing = aliasing or alias_scopes(builder.module, kernel)
 
     def tag(self, instruction: ir.Instruction, buffer: str) -> ir.Instruction:
         """Say which buffer ``instruction`` accesses: LLVM then knows a store to one buffer
@@ -382,7 +384,7 @@ class _KernelRenderer:
             n: inner.inttoptr(v, self.pointers[n].type)
             for n, v in zip(names, loaded, strict=False)
         }
-        renderer = _KernelRenderer(self.kernel, inner, entry, pointers, 1)
+        renderer = _KernelRenderer(self.kernel, inner, entry, pointers, 1, self.aliasing)
         renderer.dtypes = dict(self.dtypes)
         renderer.loop_vars = dict(zip(variables, loaded[len(names):], strict=True))
         begin, end = function.args[1], function.args[2]

@@ -6,12 +6,13 @@ mergeable addresses it affinely, otherwise through an int64 offset table. The ne
 BLIS one, with packing from any strides and a register-blocked micro-kernel of vector FMAs::
 
     for bt in 0..BATCH:                        # parallel when there are enough batches
-      for jc in 0..ceil(N/NC):                 # parallel instead of ic when M is small
+      for jc in 0..ceil(N/NC):                 # parallel for GettParams.parallel "n"
         for pc in 0..ceil(K/KC):               # pc = 0 peeled: it stores instead of adding
           Bp = pack B[pc*KC.., jc*NC..]        # NR-wide panels, parallel over panels
-          for ic in 0..ceil(M/MC):             # parallel
-            Ap = pack A[ic*MC.., pc*KC..]      # MR-tall panels
-            for ir, jr over the panels:        # jr innermost: tiles sweep along C
+          for ic in 0..ceil(M/MC):             # parallel for "m"
+            Ap = pack A[ic*MC.., pc*KC..]      # MR-tall panels (pack_a "whole": all of
+                                               # M, once per pc, with pc outside jc)
+            for ir, jr over the panels:        # order "ir": jr innermost, "jr": ir
               acc[MR][NR/VW] = 0; prefetch C[tile]   # vector registers
               for k in 0..kc: acc[i][v] += Ap[ir][k][i] * Bp[jr][k][v*VW:(v+1)*VW]
               C[tile] (+)= acc                  # whole or masked vectors where C allows,
@@ -374,6 +375,10 @@ class _Builder(TileStores):
     def panels_n(self) -> int:
         return -(-min(self.p.nc, self.s.extent(self.s.n)) // self.p.nr)
 
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.s.extent(self.s.n) // self.p.nc)
+
     def a_size(self, panels: int) -> int:
         """Elements of ``Ap`` for ``panels`` micro-panels, with room for prefetches past
         the last panel's end."""
@@ -402,10 +407,10 @@ class _Builder(TileStores):
         if parts > 1:
             return self.split_body(parts, share)
         self.parallel_n = (p.parallel == "n" and not self.parallel_batch and p.threads > 1
-                           and -(-s.extent(s.n) // p.nc) >= p.threads)
+                           and self.n_blocks >= p.threads)
         serial = self.parallel_batch or p.threads == 1 or self.parallel_n
         self.inner_kind = "serial" if serial else "parallel"
-        self.a_whole = p.pack_a == "whole" and -(-s.extent(s.n) // p.nc) > 1
+        self.a_whole = p.pack_a == "whole" and self.n_blocks > 1
         body = self.k_nest(Aff(), -(-s.extent(s.k) // p.kc), None)
         if s.batch:
             kind = "parallel" if self.parallel_batch else "serial"
@@ -418,7 +423,7 @@ class _Builder(TileStores):
         p, s = self.p, self.s
         bt = Aff.var("bt") if s.batch else Aff()
         jc = Aff.var("jc")
-        n_blocks = -(-s.extent(s.n) // p.nc)
+        n_blocks = self.n_blocks
         kind = "parallel" if self.parallel_n else "serial"  # whole N blocks per thread
         pc = pc0 + Aff.var("pc") + 1
         pc_bounds = dict(bound=rest, bound_step=p.kc if rest is not None else 1)

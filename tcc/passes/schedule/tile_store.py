@@ -103,10 +103,10 @@ class TileStores:
             blocks = L.Binary("add", L.Binary("div", position, int_(run)), int_(1))
             split = L.Binary("sub", L.Binary("mul", int_(run), blocks), position)
             splits.append(L.Declare(f"split{j}", "int64", split))
-        return self.full_tile_rows(bt, ic, jc, m_left, lanes, update, splits)
+        return self.full_tile_rows(bt, ic, jc, m_left, lanes, update, tuple(splits))
 
     def full_tile_rows(self, bt: Aff, ic: Aff, jc: Aff, m_left: Aff, width: int,
-                       each, prelude: list[L.Stmt] = ()) -> list[L.Stmt]:
+                       each, prelude: tuple[L.Stmt, ...] = ()) -> list[L.Stmt]:
         """``each(index, lookups, i, j)`` for columns ``j`` (every ``width``-th) of row ``i``
         of a tile whose NR columns all exist (rows past M are skipped), after
         ``prelude``."""
