@@ -65,3 +65,84 @@ def test_milp_plans_are_valid(seed: int) -> None:
     assert simulate(graph, plan, budget).peak <= budget
     best = solve(graph, budget, time_limit=2.0, max_copies=n)
     assert best.total_cost <= plan.total_cost + 1e-9
+
+
+@st.composite
+def layered_dags(draw: st.DrawFn) -> RematGraph:
+    """Up to 40 nodes with long edges, so the repair has gaps to open and chains to build."""
+    n = draw(st.integers(6, 40))
+    preds = [()]
+    for v in range(1, n):
+        chosen = draw(st.lists(st.integers(0, v - 1), min_size=1, max_size=3, unique=True))
+        preds.append(tuple(sorted(chosen)))
+    costs = tuple(draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)))
+    sizes = tuple(draw(st.lists(st.integers(1, 20), min_size=n, max_size=n)))
+    return RematGraph(costs, sizes, tuple(preds), tuple(f"n{i}" for i in range(n)))
+
+
+def _budget(graph: RematGraph, fraction: float) -> int:
+    lb, peak = lower_bound(graph), peak_memory_in_order(graph)
+    return lb + int(fraction * (peak - lb))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=layered_dags(), fraction=st.floats(0.0, 0.9), pick=st.randoms(use_true_random=False))
+def test_incremental_move_evaluation_is_exact(graph: RematGraph, fraction: float, pick) -> None:
+    """The repair scores a move on the gap it changes; that equals re-running the sequence."""
+    import bisect
+
+    from tcc.passes.remat import repair as R
+
+    ev = R._Evaluator(graph, _budget(graph, fraction))
+    s = R._Sequence(ev, list(range(graph.n)))
+    for _ in range(8):
+        if s.excess == 0:
+            return
+        i = next(k for k, m in enumerate(s.mem) if m > ev.budget)
+        moves = []
+        for c in range(i):
+            u = s.seq[c]
+            if not i < s.end[c] < len(s.seq) or u in ev.upreds[s.seq[i]]:
+                continue
+            k = bisect.bisect_left(s.uses[c], i)
+            a, j = (s.uses[c][k - 1] if k else c), s.uses[c][k]
+            chain = R._chain(s, ev.upreds, u, i, j, graph.n)
+            if chain is None:
+                continue
+            new = s.seq[:j] + chain + s.seq[j:]
+            assert R._excess_after(s, ev, c, a, j, chain) == ev.excess(ev.run(new)[0])
+            moves.append(new)
+        if not moves:
+            return
+        s = R._Sequence(ev, pick.choice(moves))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=layered_dags(), fraction=st.floats(0.0, 0.9), seed=st.integers(0, 3))
+def test_repair_prune_and_improve_fit_the_budget(graph: RematGraph, fraction: float,
+                                                 seed: int) -> None:
+    """Every greedy's sequence fits (the simulator referees); each deletion the prune
+    check accepts or refuses agrees with re-running the sequence; improving never costs
+    more."""
+    import random
+    import time
+
+    from tcc.passes.remat import repair as R
+    from tcc.passes.remat.plan import events_from_computes
+
+    budget = _budget(graph, fraction)
+    ev = R._Evaluator(graph, budget)
+    for greedy in R.GREEDY_RULES:
+        seq = R.repair_sequence(graph, budget, greedy=greedy, rng=random.Random(seed))
+        if seq is None:
+            continue
+        assert simulate(graph, events_from_computes(graph, seq), budget).peak <= budget
+        s = R._Sequence(ev, seq)
+        for k, main in enumerate(R._main_positions(seq)):
+            if not main:
+                rest = seq[:k] + seq[k + 1:]
+                assert R._fits_without(s, ev, k) == (max(ev.run(rest)[0]) <= budget)
+        better = R.improve(graph, budget, seq, rng=random.Random(seed),
+                           deadline=time.perf_counter() + 0.05)
+        assert simulate(graph, events_from_computes(graph, better), budget).peak <= budget
+        assert sum(graph.costs[v] for v in better) <= sum(graph.costs[v] for v in seq)

@@ -10,9 +10,10 @@ be pinned, and must free more bytes than it pins; among those a policy chooses:
 * ``cheap``:    the cheapest to recompute per net byte freed;
 * ``balanced``: the largest ``net bytes * distance / (cost + mean cost)``.
 
-Every policy is tried, and so is the repair search of :mod:`repair` (it finds schedules at
-budgets where pinning gets stuck), with randomized restarts while the time slice lasts; the
-cheapest feasible schedule wins. O(n * live) per eviction: well under a second at n = 1000.
+Every policy is tried, and so are the two greedy repairs of :mod:`repair` (they find
+schedules at budgets where pinning gets stuck, and cheaper ones); the cheapest feasible
+schedule is then improved by :func:`repair.improve` (ruin and recreate) while the time
+slice lasts. O(n * live) per eviction: well under a second at n = 1000.
 """
 
 from __future__ import annotations
@@ -194,12 +195,13 @@ def best_heuristic_schedule(
     graph: RematGraph, budget: int, policies: tuple[str, ...] = POLICIES, *,
     time_limit: float = 1.0, seed: int = 0,
 ) -> Schedule | None:
-    """Keep-all when the in-order peak fits, else the cheapest eviction schedule found.
+    """Keep-all when the in-order peak fits, else the cheapest schedule found.
 
-    Each policy runs once plainly, then with random priority noise while ``time_limit``
-    lasts. The simulation is greedy and can get stuck at a budget yet succeed at a smaller
-    one (it evicts earlier); a schedule that fits less memory fits ``budget`` too, so when
-    nothing is found the budget is lowered step by step towards the lower bound."""
+    Each repair and eviction policy runs once plainly (with random priority noise while
+    all are stuck), and the cheapest result is improved while ``time_limit`` lasts. The
+    eviction simulation can get stuck at a budget yet succeed at a smaller one (it evicts
+    earlier); a schedule that fits less memory fits ``budget`` too, so when nothing is
+    found the budget is lowered step by step towards the lower bound."""
     if peak_memory_in_order(graph) <= budget:
         return in_order_schedule(graph)
     deadline = time.perf_counter() + time_limit
@@ -214,22 +216,23 @@ def best_heuristic_schedule(
         ):
             best = schedule
 
-    from tcc.passes.remat.repair import repair_sequence
+    from tcc.passes.remat.repair import GREEDY_RULES, improve, repair_sequence
 
-    def repaired(rng_: random.Random | None, spread: float, until: float) -> Schedule | None:
-        seq = repair_sequence(graph, budget, rng=rng_, spread=spread, deadline=until)
-        return None if seq is None else sequence_to_schedule(seq)
-
-    consider(repaired(None, 1.0, deadline + time_limit))  # the first one may overrun
+    for greedy in GREEDY_RULES:  # the first may overrun the slice on a large graph
+        seq = repair_sequence(graph, budget, greedy=greedy, deadline=deadline + time_limit)
+        consider(None if seq is None else sequence_to_schedule(seq))
     for policy in policies:
         consider(eviction_schedule(graph, budget, policy))
     tries = 0
-    while time.perf_counter() < deadline and tries < 200:
-        tries += 1
-        if tries % 2:
-            consider(repaired(rng, 1.0 + tries % 4 / 3, deadline))
-        else:
-            consider(eviction_schedule(graph, budget, policies[tries % len(policies)], rng))
+    while best is None and time.perf_counter() < deadline and tries < 200:
+        tries += 1  # every greedy got stuck: retry them with randomized priorities
+        seq = repair_sequence(graph, budget, rng=rng, spread=1.0 + tries % 4 / 3,
+                              greedy=GREEDY_RULES[tries % 2], deadline=deadline)
+        consider(None if seq is None else sequence_to_schedule(seq))
+        consider(eviction_schedule(graph, budget, policies[tries % len(policies)], rng))
+    if best is not None and time.perf_counter() < deadline:
+        seq = improve(graph, budget, [v for v, _ in best], rng=rng, deadline=deadline)
+        consider(sequence_to_schedule(seq))
     for step in range(1, 12):
         if best is not None or time.perf_counter() > deadline + time_limit:
             break

@@ -1,23 +1,37 @@
-"""Repair: start from the in-order schedule and fix memory violations one at a time.
+"""Repair: start from a compute sequence and fix memory violations one move at a time.
 
 The schedule is a compute sequence; every use is served by the latest copy of its input
 and every copy is freed right after its last use (exactly the simulator's accounting).
 While some compute exceeds the budget, look at the *first* such compute ``i``: every copy
 live across ``i`` that ``i`` does not read is a candidate. Dropping candidate ``u`` after
-its last use before ``i`` and recomputing it right before its next use frees ``size(u)``
-over the gap; the recompute needs ``u``'s inputs, so an input whose copy would have to
-stay live across ``i`` is recomputed too (recursively, a few levels). Candidates are tried
-cheapest per byte first (with optional random noise); the first one that lowers the total
-excess over the budget is applied. A last pass deletes every recompute the budget no longer
-needs. Every step is an exact evaluation, so a sequence this returns fits the budget.
+its last use before ``i`` and recomputing it right before its next use ``j`` frees
+``size(u)`` over the gap; the recompute needs ``u``'s inputs, so an input whose copy would
+have to stay live across ``i`` is recomputed too (recursively, deeper only when nothing
+shallower works). Two greedy rules choose the move:
+
+* ``"ratio"``: rank candidates by the excess they would remove over the gap per unit of
+  recompute cost (an estimate), evaluate the best ``width`` of them exactly (an
+  incremental evaluation: the memory change is confined to the gap and the inserted
+  computes), and apply the one that removes the most excess per cost;
+* ``"first"``: the cheapest per byte whose move lowers the total excess at all.
+
+A last pass deletes every recompute the budget no longer needs. :func:`improve` then
+ruins and recreates: it deletes the recomputes of a random stretch of the sequence,
+repairs again with randomized priorities, and keeps the result when it is cheaper. Every
+step is an exact evaluation, so a sequence this module returns fits the budget.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
 
+import numpy as np
+
 from tcc.passes.remat.graph import RematGraph
+
+GREEDY_RULES = ("ratio", "first")
 
 
 class _Evaluator:
@@ -56,110 +70,213 @@ class _Evaluator:
         return sum(m - b for m in mem if m > b)
 
 
-def repair_sequence(graph: RematGraph, budget: int, *, rng: random.Random | None = None,
-                    spread: float = 1.0, depth: int = 4, tries: int = 1 << 30,
-                    deadline: float = float("inf")) -> list[int] | None:
-    """A compute sequence within ``budget``, or None when the repair gets stuck."""
-    ev = _Evaluator(graph, budget)
-    costs, sizes, upreds = graph.costs, graph.sizes, ev.upreds
-    mean_cost = graph.total_cost / max(graph.n, 1) + 1e-9
-    factor = ([2.0 ** rng.uniform(-spread, spread) for _ in range(graph.n)] if rng else
-              [1.0] * graph.n)
-    seq = list(range(graph.n))
-    mem, uses, end = ev.run(seq)
-    excess = ev.excess(mem)
-    steps = 0
-    while excess > 0:
-        steps += 1
-        if time.perf_counter() > deadline or steps > 20 * graph.n:
-            return None
-        i = next(k for k, m in enumerate(mem) if m > budget)
-        reads = set(upreds[seq[i]])
-        cands = []
-        for c in range(i):
-            u = seq[c]
-            if end[c] > i and end[c] < len(seq) and u not in reads:
-                score = (costs[u] + 0.01 * mean_cost) * factor[u] / max(sizes[u], 1)
-                cands.append((score, c))
-        cands.sort()
-        accepted = False
-        for _, c in cands[:tries]:
-            u = seq[c]
-            j = next(k for k in uses[c] if k > i)
-            chain = _chain(seq, end, upreds, u, i, j, depth)
-            if chain is None:
-                continue
-            new = seq[:j] + chain + seq[j:]
-            new_mem, new_uses, new_end = ev.run(new)
-            new_excess = ev.excess(new_mem)
-            if new_excess < excess:
-                seq, mem, uses, end, excess = new, new_mem, new_uses, new_end, new_excess
-                accepted = True
-                break
-        if not accepted:
-            return None
-    return prune(graph, budget, seq, ev)
+class _Sequence:
+    """A compute sequence with its memory profile, each copy's uses and end, and where
+    each node is computed."""
+
+    def __init__(self, ev: _Evaluator, seq: list[int]) -> None:
+        self.seq = seq
+        mem, self.uses, self.end = ev.run(seq)
+        self.mem = np.asarray(mem, dtype=np.int64)
+        self.over = np.maximum(self.mem - ev.budget, 0)
+        self.excess = int(self.over.sum())
+        self.at: list[list[int]] = [[] for _ in range(ev.graph.n)]
+        for k, v in enumerate(seq):
+            self.at[v].append(k)
+
+    def latest_before(self, v: int, j: int) -> int:
+        at = self.at[v]
+        return at[bisect.bisect_left(at, j) - 1]
 
 
-def _chain(seq: list[int], end: list[int], upreds: list[tuple[int, ...]], u: int, i: int,
-           j: int, depth: int) -> list[int] | None:
-    """``u`` and the inputs it needs recomputed before position ``j`` (ascending ids)."""
-    latest: dict[int, int] = {}
+def _chain(s: _Sequence, upreds: list[tuple[int, ...]], u: int, i: int, j: int,
+           depth: int) -> list[int] | None:
+    """``u`` and the inputs it needs recomputed before position ``j`` (ascending ids):
+    an input whose latest copy is freed before ``i`` is recomputed, at most ``depth``
+    levels deep."""
     need: set[int] = set()
 
-    def latest_before(p: int) -> int:
-        if p not in latest:
-            latest[p] = max(k for k in range(j) if seq[k] == p)
-        return latest[p]
-
     def visit(v: int, level: int) -> bool:
-        if v in need:
-            return True
         need.add(v)
         for p in upreds[v]:
-            if p in need:
+            if p in need or s.end[s.latest_before(p, j)] >= i:  # live across i: serve from it
                 continue
-            if end[latest_before(p)] >= i:  # live across i anyway: serve from it
-                continue
-            if level >= depth:
-                return False
-            if not visit(p, level + 1):
+            if level >= depth or not visit(p, level + 1):
                 return False
         return True
 
-    if not visit(u, 0):
-        return None
-    return sorted(need)
+    return sorted(need) if visit(u, 0) else None
+
+
+def _excess_after(s: _Sequence, ev: _Evaluator, c: int, a: int, j: int,
+                  chain: list[int]) -> int:
+    """Total excess once copy ``c`` ends at ``a`` and ``chain`` is inserted before ``j``.
+
+    Only the gap ``(a, j)`` and the inserted computes change: the new copy of ``u`` takes
+    over the old one's uses from ``j`` on, the other inserted copies serve only the
+    inserted computes, and an input copy freed inside the gap is kept to the insertion."""
+    sizes, budget = ev.graph.sizes, ev.budget
+    u = s.seq[c]
+    block = {w: b for b, w in enumerate(chain)}
+    last_use: dict[int, int] = {}  # old copy serving the block -> last block position
+    block_end = [len(chain)] * len(chain)  # u's new copy lives past the block
+    for b, w in enumerate(chain):
+        for p in ev.upreds[w]:
+            if p in block:
+                block_end[block[p]] = b
+            else:
+                last_use[s.latest_before(p, j)] = b
+    block_end[block[u]] = len(chain)
+    gap = s.mem[a + 1:j] - sizes[u]
+    on_block = [0] * (len(chain) + 1)  # difference array over block positions
+    base = int(s.mem[j]) - sizes[s.seq[j]] - sizes[u]
+    for cp, b in last_use.items():
+        if s.end[cp] < j:  # freed in the gap: now kept to its last use in the block
+            gap[s.end[cp] - a:] += sizes[s.seq[cp]]
+            on_block[0] += sizes[s.seq[cp]]
+            on_block[b + 1] -= sizes[s.seq[cp]]
+    for b, w in enumerate(chain):
+        on_block[b] += sizes[w]
+        on_block[block_end[b] + 1 if block_end[b] < len(chain) else len(chain)] -= sizes[w]
+    excess = s.excess - int(s.over[a + 1:j].sum()) + int(np.maximum(gap - budget, 0).sum())
+    live = base
+    for b in range(len(chain)):
+        live += on_block[b]
+        excess += max(0, live - budget)
+    return excess
+
+
+def _move(s: _Sequence, ev: _Evaluator, greedy: str, width: int, depth: int,
+          factor: list[float], bias: float) -> list[int] | None:
+    """The sequence after the chosen move for the first violation, or None if stuck."""
+    costs, sizes, upreds = ev.graph.costs, ev.graph.sizes, ev.upreds
+    i = int(np.argmax(s.over > 0))
+    reads = set(upreds[s.seq[i]])
+    cands = []
+    for c in range(i):
+        u = s.seq[c]
+        if s.end[c] > i and s.end[c] < len(s.seq) and u not in reads:
+            uses = s.uses[c]
+            k = bisect.bisect_left(uses, i)
+            a, j = (uses[k - 1] if k else c), uses[k]
+            price = (costs[u] + bias) * factor[u]
+            if greedy == "ratio":
+                gain = int(np.minimum(s.over[a + 1:j], sizes[u]).sum())
+                cands.append((-gain / price, c, a, j))
+            else:
+                cands.append((price / max(sizes[u], 1), c, a, j))
+    cands.sort()
+    level = depth
+    while True:
+        best, best_key, tried, deeper = None, 0.0, 0, False
+        for _, c, a, j in cands:
+            chain = _chain(s, upreds, s.seq[c], i, j, level)
+            if chain is None:
+                deeper = True
+                continue
+            gained = s.excess - _excess_after(s, ev, c, a, j, chain)
+            if gained <= 0:
+                continue
+            if greedy == "first":
+                return s.seq[:j] + chain + s.seq[j:]
+            key = gained / ((sum(costs[w] for w in chain) + bias) * factor[s.seq[c]])
+            if best is None or key > best_key:
+                best, best_key = s.seq[:j] + chain + s.seq[j:], key
+            tried += 1
+            if tried >= width:
+                break
+        if best is not None or not deeper or level >= ev.graph.n:
+            return best
+        level *= 2  # every shallow move is stuck: allow longer recompute chains
+
+
+def repair_sequence(graph: RematGraph, budget: int, *, seq: list[int] | None = None,
+                    rng: random.Random | None = None, spread: float = 1.0,
+                    greedy: str = "ratio", width: int = 16, depth: int = 4,
+                    deadline: float = float("inf")) -> list[int] | None:
+    """A compute sequence within ``budget`` (from ``seq``, default: the fixed order), or
+    None when the repair gets stuck or runs past ``deadline``."""
+    if greedy not in GREEDY_RULES:
+        raise ValueError(f"unknown greedy rule {greedy!r}; expected one of {GREEDY_RULES}")
+    ev = _Evaluator(graph, budget)
+    bias = 0.01 * graph.total_cost / max(graph.n, 1) + 1e-9
+    factor = ([2.0 ** rng.uniform(-spread, spread) for _ in range(graph.n)] if rng else
+              [1.0] * graph.n)
+    s = _Sequence(ev, list(range(graph.n)) if seq is None else list(seq))
+    steps = 0
+    while s.excess > 0:
+        steps += 1
+        if time.perf_counter() > deadline or steps > 20 * graph.n:
+            return None
+        new = _move(s, ev, greedy, width, depth, factor, bias)
+        if new is None:
+            return None
+        s = _Sequence(ev, new)
+    return prune(graph, budget, s.seq, ev)
+
+
+def improve(graph: RematGraph, budget: int, seq: list[int], *, rng: random.Random,
+            deadline: float, stretch: float = 0.03) -> list[int]:
+    """Ruin and recreate until ``deadline``: delete the recomputes in a random stretch of
+    about ``stretch`` of the sequence, repair with randomized priorities (the "first"
+    rule three times in ten), keep if cheaper."""
+    costs = graph.costs
+    best, best_cost = seq, sum(costs[v] for v in seq)
+    while time.perf_counter() < deadline:
+        main = _main_positions(best)
+        length = max(2, int(stretch * len(best)))
+        lo = rng.randrange(max(1, len(best) - length))
+        trial = [v for k, v in enumerate(best) if main[k] or not lo <= k < lo + length]
+        if len(trial) == len(best):
+            continue
+        greedy = "first" if rng.random() < 0.3 else "ratio"
+        fixed = repair_sequence(graph, budget, seq=trial, rng=rng, spread=rng.uniform(0, 1),
+                                greedy=greedy, deadline=deadline)
+        if fixed is not None and sum(costs[v] for v in fixed) < best_cost:
+            best, best_cost = fixed, sum(costs[v] for v in fixed)
+    return best
+
+
+def _main_positions(seq: list[int]) -> list[bool]:
+    seen: set[int] = set()
+    main = []
+    for v in seq:
+        main.append(v not in seen)
+        seen.add(v)
+    return main
 
 
 def prune(graph: RematGraph, budget: int, seq: list[int],
           ev: _Evaluator | None = None) -> list[int]:
-    """Delete recomputes (most expensive first) while the sequence stays valid and fits."""
+    """Delete recomputes (most expensive first) while the sequence still fits."""
     ev = ev or _Evaluator(graph, budget)
-    seen: set[int] = set()
-    extra = []
-    for k, v in enumerate(seq):
-        if v in seen:
-            extra.append(k)
-        seen.add(v)
-    for k in sorted(extra, key=lambda k: -graph.costs[seq[k]]):
-        trial = seq[:k] + [-1] + seq[k + 1:]
-        trial_seq = [v for v in trial if v >= 0]
-        try:
-            mem, _, _ = ev.run(trial_seq)
-        except KeyError:
-            continue
-        if max(mem, default=0) <= budget and _valid(ev, trial_seq):
-            seq = trial
-    return [v for v in seq if v >= 0]
+    s = _Sequence(ev, list(seq))
+    gone: list[int] = []  # positions in ``seq`` deleted so far, ascending
+    extra = [k for k, main in enumerate(_main_positions(seq)) if not main]
+    for k0 in sorted(extra, key=lambda k: -graph.costs[seq[k]]):
+        k = k0 - bisect.bisect_left(gone, k0)
+        if _fits_without(s, ev, k):
+            bisect.insort(gone, k0)
+            s = _Sequence(ev, s.seq[:k] + s.seq[k + 1:])
+    return s.seq
 
 
-def _valid(ev: _Evaluator, seq: list[int]) -> bool:
-    """Each node's copies never overlap: a recompute after the previous copy is freed."""
-    _, _, end = ev.run(seq)
-    last: dict[int, int] = {}
-    for k, v in enumerate(seq):
-        if v in last and end[last[v]] >= k:
-            return False
-        last[v] = k
-    return True
+def _fits_without(s: _Sequence, ev: _Evaluator, k: int) -> bool:
+    """Whether the sequence still fits once the recompute at ``k`` is deleted.
+
+    Its uses go to the previous copy of the node, kept from its old end up to ``k`` (past
+    ``k`` the two copies weigh the same); inputs whose last use was ``k`` end earlier.
+    Copies of a node never overlap, so they do not after the deletion either."""
+    sizes = ev.graph.sizes
+    w = s.seq[k]
+    lo = s.end[s.latest_before(w, k)] + 1
+    if s.end[k] == k or lo >= k:  # nothing is kept longer: memory only goes down
+        return True
+    grow = s.mem[lo:k] + sizes[w]
+    for p in ev.upreds[w]:
+        cp = s.latest_before(p, k)
+        if s.end[cp] == k:
+            uses = s.uses[cp]
+            stop = uses[-2] if len(uses) >= 2 else cp
+            grow[max(stop + 1 - lo, 0):] -= sizes[p]
+    return int(grow.max()) <= ev.budget
