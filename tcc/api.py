@@ -126,7 +126,7 @@ def _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_
     limit = memory_limit_elements(memory_limit, np.dtype(compute).itemsize)
     path = choose_path(parsed, optimize, limit)
     options = options or default_options()
-    output_order = "F" if order == "F" else "C"
+    output_order = {"F": "F", "K": "K"}.get(order, "C")
     if out is None:
         plan = EinsumPlan(parsed, arrays, compute, compute, output_order, path, options)
         if key is not None and all(a is b for a, b in zip(arrays, rest, strict=True)):
@@ -209,6 +209,7 @@ def compile(  # noqa: A001 (the public name users expect)
     load: bool = True,
     memory_budget: int | str | None = None,
     remat_time_limit: float = 10.0,
+    order: str = "K",
 ) -> Kernel:
     """Compile ``subscripts`` for operands of the given shapes and dtype(s).
 
@@ -222,6 +223,8 @@ def compile(  # noqa: A001 (the public name users expect)
     ``dynamic``: subscripts whose size is a run-time argument (checked at each call; the
     shapes give a typical size), e.g. ``dynamic=["b"]`` for any batch size; such an index
     must be the first axis of every array it indexes.
+    ``order``: the result's layout, as numpy.einsum's: "K" (default) the one tcc's kernel
+    writes fastest (possibly a transposed view), "C" row-major, "F" column-major.
     ``target='cuda'``: compile for the GPU (PTX, loaded with cuda-python); without a usable
     GPU this raises BackendUnavailableError unless ``load=False``, which keeps only the IR
     and PTX (``kernel.ptx()``).
@@ -245,4 +248,4 @@ def compile(  # noqa: A001 (the public name users expect)
         dtype_of(d)
     return Kernel(subscripts, [tuple(s) for s in shapes], [np.dtype(d).name for d in dtypes],
                   optimize=optimize, memory_limit=memory_limit, options=options,
-                  tuning=tuning, dynamic=dynamic, target=target, load=load)
+                  tuning=tuning, dynamic=dynamic, target=target, load=load, order=order)

@@ -36,6 +36,9 @@ class Kernel:
 
     Calls with row-major operands take the precompiled kernel; other layouts (transposed,
     sliced, negative strides) get a variant compiled on first use, with no copy.
+    ``order``: the result's layout, as numpy.einsum's: "K" (the default) lets tcc choose
+    the one its kernel writes fastest (a transposed view, as numpy and opt_einsum return
+    for permuted outputs), "C" row-major, "F" column-major.
     """
 
     def __init__(
@@ -51,7 +54,11 @@ class Kernel:
         dynamic: Sequence[str] = (),
         target: str = "cpu",
         load: bool = True,
+        order: str = "K",
     ) -> None:
+        if order not in ("C", "F", "A", "K"):
+            raise OperandError(f"order must be one of C, F, A, K, not {order!r}")
+        self.order = "C" if order == "A" else order
         if target not in ("cpu", "cuda"):
             raise OperandError(f"target must be 'cpu' or 'cuda', not {target!r}")
         if target == "cuda" and dynamic:
@@ -91,8 +98,9 @@ class Kernel:
         key = tuple(a.strides for a in arrays)
         plan = self._variants.get(key)
         if plan is None:
-            plan = EinsumPlan(self.parsed, arrays, self.compute_dtype, self.compute_dtype, "C",
-                              self.path, self.options, dynamic=self._dynamic_labels)
+            plan = EinsumPlan(self.parsed, arrays, self.compute_dtype, self.compute_dtype,
+                              self.order, self.path, self.options,
+                              dynamic=self._dynamic_labels)
             self._variants[key] = plan
         return plan
 

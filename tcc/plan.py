@@ -86,7 +86,7 @@ class EinsumPlan:
         self.parsed = parsed
         self.output_shape = parsed.output_shape
         self.output_dtype = np.dtype(output_dtype)
-        self.output_order = output_order
+        self.output_order = "F" if output_order == "F" else "C"
         self.choice = choice
         sliced = choice.sliced if choice else ()
         self._slices = slice_plan(parsed, [a.shape for a in arrays], sliced) if sliced else None
@@ -106,6 +106,9 @@ class EinsumPlan:
             if strides is None:
                 raise TccError("internal: operands with odd strides must be copied first")
             layouts[f"in{k}"] = strides
+        self._axes = (free_output_axes(self.program, layouts)
+                      if output_strides is None and output_order == "K" else None)
+        self._view_axes = tuple(np.argsort(self._axes)) if self._axes else ()
         if output_strides is None:
             output_strides = element_strides(self.allocate())
         layouts["out"] = output_strides  # type: ignore[assignment]
@@ -114,10 +117,14 @@ class EinsumPlan:
         self._direct = self.compiled._function if thin else None  # noqa: SLF001
 
     def allocate(self) -> np.ndarray:
-        return np.empty(self.output_shape, self.output_dtype, order=self.output_order)
+        if self._axes is None:
+            return np.empty(self.output_shape, self.output_dtype, order=self.output_order)
+        memory = np.empty([self.output_shape[a] for a in self._axes], self.output_dtype)
+        return memory.transpose(self._view_axes)
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        result = np.empty(self.output_shape, self.output_dtype, order=self.output_order)
+        result = (np.empty(self.output_shape, self.output_dtype, order=self.output_order)
+                  if self._axes is None else self.allocate())
         if self._direct is not None:  # the hot path: one call into generated code
             if self._direct(*map(id, arrays), id(result)):
                 raise TccError(f"kernel {self.compiled.name} failed")
@@ -133,6 +140,20 @@ class EinsumPlan:
         for selection in self._slices:
             views = [a[index] for a, index in zip(arrays, selection, strict=True)]
             self.compiled.run([*views, result])
+
+
+def free_output_axes(program: P.Program,
+                     layouts: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
+    """The output's axes in memory order (slowest first) when the caller leaves its layout
+    to tcc (``order='K'``, as numpy's einsum): the layout its last kernel writes fastest
+    (``gett.free_output_order``); None for row-major."""
+    from tcc.passes.schedule.gett import free_output_order
+
+    final = program.statements[-1]
+    if final.target != "out" or program.dynamic:
+        return None
+    order = free_output_order(program, final, layouts)
+    return None if order is None else tuple(final.indices.index(i) for i in order)
 
 
 def slice_plan(parsed: ParsedEinsum, shapes: Sequence[tuple[int, ...]],

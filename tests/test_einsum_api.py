@@ -15,7 +15,7 @@ import pytest
 from corpus import tolerance
 
 import tcc
-from tcc.options import Options
+from tcc.options import Options, default_options
 from tcc.runtime import jit
 from tcc.runtime.cache import DiskCache
 
@@ -120,6 +120,39 @@ def test_order(order):
         assert result.flags.f_contiguous
     if order == "C":
         assert result.flags.c_contiguous
+
+
+@pytest.mark.parametrize("equation, memory", [
+    ("abcd,aebf->dfce", "cdef"),  # C as [M in A's order, N in B's]: a transposed view
+    ("ki,jk->ij", "ji"),  # only A is unit-stride on its side: C contiguous along i
+    ("ik,kj->ij", "ij"),  # already the natural layout: row-major
+    ("bij,bjk->bik", "bik"),
+])
+def test_order_k_lets_tcc_choose_the_layout(equation, memory):
+    # numpy (order='K') and opt_einsum return tensordot's layout for permuted outputs;
+    # tcc returns the one its GETT writes fastest: whole vectors from the registers
+    rng = np.random.default_rng(0)
+    shapes = shapes_of(equation, dict(a=3, b=4, c=5, d=6, e=7, f=8, i=9, j=10, k=11))
+    ops = [rng.standard_normal(shape) for shape in shapes]
+    out_labels = equation.split("->")[1]
+    want = np.einsum(equation, *ops)
+    options = default_options().with_(gett="always")
+    for result in (tcc.einsum(equation, *ops, options=options),
+                   tcc.compile(equation, *shapes, options=options)(*ops)):
+        np.testing.assert_allclose(result, want, rtol=1e-12, atol=1e-12)
+        by_stride = sorted(out_labels, key=lambda i: -result.strides[out_labels.index(i)])
+        assert "".join(by_stride) == memory
+        assert result.base is not None or result.flags.c_contiguous
+    row_major = tcc.compile(equation, *shapes, options=options, order="C")(*ops)
+    assert row_major.flags.c_contiguous
+    np.testing.assert_allclose(row_major, want, rtol=1e-12, atol=1e-12)
+    given = np.empty(want.shape, order="F")
+    tcc.compile(equation, *shapes, options=options)(*ops, out=given)
+    np.testing.assert_allclose(given, want, rtol=1e-12, atol=1e-12)
+
+
+def shapes_of(equation: str, sizes: dict[str, int]) -> list[tuple[int, ...]]:
+    return [tuple(sizes[i] for i in term) for term in equation.split("->")[0].split(",")]
 
 
 @pytest.mark.parametrize("left, right", [

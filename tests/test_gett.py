@@ -247,7 +247,8 @@ def test_output_contiguous_in_runs(e, dtype, wide):
     x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
     y = rng.standard_normal((3, e, 4, 7)).astype(dtype)
     options = default_options().with_(gett="always", gett_params=params, verify=True)
-    kernel = tcc.compile("abcd,aebf->dfce", x.shape, y.shape, dtype=dtype, options=options)
+    kernel = tcc.compile("abcd,aebf->dfce", x.shape, y.shape, dtype=dtype, options=options,
+                         order="C")
     want = np.einsum("abcd,aebf->dfce", x.astype(np.float64), y.astype(np.float64))
     tol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(kernel(x, y), want, rtol=tol, atol=tol)
@@ -396,7 +397,7 @@ def test_accesses_carry_alias_scopes():
     # bodies the arguments' noalias attributes are lost)
     options = default_options().with_(gett="always", gett_params=small_params("float32"))
     kernel = tcc.compile("abcd,aebf->dfce", (3, 4, 5, 6), (3, 20, 4, 7), dtype="float32",
-                         options=options)
+                         options=options, order="C")
     text = kernel.llvm_ir()
     tagged = [line for line in text.splitlines() if "!alias.scope" in line]
     assert all("!noalias" in line for line in tagged)

@@ -139,6 +139,43 @@ def analyze(
                      by_stride(n, b, c), by_stride(k, a, b), dict(sizes), coefs, scale)
 
 
+def free_output_order(program: P.Program, stmt: P.Statement,
+                      layouts: Mapping[str, tuple[int, ...]]) -> tuple[str, ...] | None:
+    """The order of ``stmt``'s output indices (slowest first) that GETT writes fastest,
+    for a caller that leaves the output's layout free (numpy's ``order='K'``); None when
+    the statement is not a GEMM-like product, or row-major serves as well.
+
+    C becomes a row-major [batch, M, N] matrix: M and N in their operands' stride orders,
+    N (the vector direction) on the side whose operand is unit-stride there, so tiles are
+    stored whole, straight from the registers, and both operands are packed along their
+    contiguous axes. numpy and opt_einsum return such views too (tensordot's layout)."""
+    factors = _factors(stmt.expr)
+    reads = [f for f in factors or () if isinstance(f, P.Read)]
+    if len(reads) != 2 or stmt.reduce not in ("sum", None) or stmt.epilogue is not None:
+        return None
+    accesses = _Accesses(program, stmt, {t: s for t, s in layouts.items() if t != stmt.target})
+    left, right = accesses.loads
+    in_l, in_r = set(reads[0].indices), set(reads[1].indices)
+    out = stmt.indices
+    if any(i not in in_l and i not in in_r for i in out):
+        return None
+    batch = [i for i in out if i in in_l and i in in_r]
+    m = [i for i in out if i in in_l and i not in in_r]
+    n = [i for i in out if i in in_r and i not in in_l]
+    if not m or not n:
+        return None
+
+    def by(coefs: dict[str, int], group: list[str]) -> list[str]:
+        return sorted(group, key=lambda i: -abs(coefs.get(i, 0)))
+
+    if any(abs(left.get(i, 0)) == 1 for i in m) and not any(
+            abs(right.get(i, 0)) == 1 for i in n):
+        order = (*by(left, batch), *by(right, n), *by(left, m))
+    else:
+        order = (*by(left, batch), *by(left, m), *by(right, n))
+    return None if order == tuple(out) else order
+
+
 def _factors(expr: P.Expr) -> list[P.Expr] | None:
     """Reads and real constants multiplied together, or None for anything else."""
     if isinstance(expr, P.Binary) and expr.op == "mul":
