@@ -142,7 +142,8 @@ def solve(
     large = method == "cpsat" and g.n > LARGE_MODEL_NODES
     if large:  # CP-SAT rarely improves a large model within seconds: most time to `improve`
         heuristic_time = min(0.7 * time_limit, 10.0)
-    schedule = best_heuristic_schedule(g, bytes_, time_limit=heuristic_time, seed=seed)
+    schedule = best_heuristic_schedule(g, bytes_, time_limit=heuristic_time, seed=seed,
+                                       workers=num_workers)
     if method == "heuristic":
         if schedule is None:
             raise SolverTimeoutError(
