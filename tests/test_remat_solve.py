@@ -196,3 +196,16 @@ def test_repair_on_the_skip_chain_recomputes_the_source() -> None:
     g = graph_of([1, 5, 5, 5, 5, 5], [5, 10, 10, 10, 10, 1],
                  [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (0, 5)])
     assert repair_sequence(g, 20) == [0, 1, 2, 3, 4, 0, 5]
+
+
+def test_two_workers_search_in_parallel_and_stay_valid() -> None:
+    from tcc.passes.remat.heuristic import best_heuristic_schedule, schedule_cost
+    from tcc.passes.remat.plan import events_from_computes
+
+    g = load("random_layered_n250")
+    budget = math.ceil(0.8 * peak_memory_in_order(g))
+    both = best_heuristic_schedule(g, budget, time_limit=0.5, workers=2)
+    assert both is not None
+    result = simulate(g, events_from_computes(g, [v for v, _ in both]), budget)
+    assert result.peak <= budget
+    assert math.isclose(result.total_cost, schedule_cost(g, both))
