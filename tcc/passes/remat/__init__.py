@@ -141,7 +141,7 @@ def solve(
     heuristic_time = min(2.0, 0.15 * time_limit) if method != "heuristic" else 0.5
     large = method == "cpsat" and g.n > LARGE_MODEL_NODES
     if large:  # CP-SAT rarely improves a large model within seconds: most time to `improve`
-        heuristic_time = min(0.7 * time_limit, 10.0)
+        heuristic_time = min(0.9 * time_limit, 10.0)
     schedule = best_heuristic_schedule(g, bytes_, time_limit=heuristic_time, seed=seed,
                                        workers=num_workers)
     if method == "heuristic":

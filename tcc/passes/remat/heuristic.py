@@ -198,7 +198,7 @@ EVICTION_MAX_NODES = 400  # larger graphs: the eviction policies only when repai
 
 def best_heuristic_schedule(
     graph: RematGraph, budget: int, policies: tuple[str, ...] = POLICIES, *,
-    time_limit: float = 1.0, seed: int = 0, workers: int = 1,
+    time_limit: float = 1.0, seed: int = 0, workers: int = 1, share: tuple[int, int] = (0, 1),
 ) -> Schedule | None:
     """Keep-all when the in-order peak fits, else the cheapest schedule found.
 
@@ -254,7 +254,8 @@ def best_heuristic_schedule(
         consider(None if seq is None else sequence_to_schedule(seq))
         consider(eviction_schedule(graph, budget, policies[tries % len(policies)], rng))
     if best is not None and time.perf_counter() < deadline:
-        starts = starts or [[v for v, _ in best]]
+        part, parts = share  # each parallel search improves its own share of the starts
+        starts = starts[part::parts] or starts or [[v for v, _ in best]]
         consider(sequence_to_schedule(improve_many(graph, budget, starts, rng=rng,
                                                    deadline=deadline)))
     for step in range(1, 12):
@@ -275,13 +276,14 @@ def _in_parallel(graph: RematGraph, budget: int, policies: tuple[str, ...], time
 
     def search(k: int) -> Schedule | None:
         return best_heuristic_schedule(graph, budget, policies, time_limit=time_limit,
-                                       seed=seed + k)
+                                       seed=seed + k, share=(k, workers))
 
     if "fork" not in multiprocessing.get_all_start_methods():
         return search(0)
     with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("fork")) as pool:
         others = [pool.submit(best_heuristic_schedule, graph, budget, policies,
-                              time_limit=time_limit, seed=seed + k) for k in range(1, workers)]
+                              time_limit=time_limit, seed=seed + k, share=(k, workers))
+                  for k in range(1, workers)]
         found = [search(0)]
         for future in others:
             try:
