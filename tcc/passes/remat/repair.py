@@ -223,6 +223,8 @@ def repair_sequence(graph: RematGraph, budget: int, *, seq: list[int] | None = N
     None when the repair gets stuck or runs past ``deadline``."""
     if greedy not in GREEDY_RULES:
         raise ValueError(f"unknown greedy rule {greedy!r}; expected one of {GREEDY_RULES}")
+    if violation not in VIOLATIONS:
+        raise ValueError(f"unknown violation {violation!r}; expected one of {VIOLATIONS}")
     ev = _Evaluator(graph, budget)
     bias = 0.01 * graph.total_cost / max(graph.n, 1) + 1e-9
     factor = ([2.0 ** rng.uniform(-spread, spread) for _ in range(graph.n)] if rng else
