@@ -42,12 +42,11 @@ class _Evaluator:
     def __init__(self, graph: RematGraph, budget: int) -> None:
         self.graph, self.budget = graph, budget
         self.upreds = [tuple(sorted(set(p))) for p in graph.preds]
-        self.outputs = set(graph.outputs)
         self._count = np.array([len(p) for p in self.upreds], dtype=np.int64)
         self._first = np.concatenate([[0], np.cumsum(self._count)])
         self._preds = np.array([u for p in self.upreds for u in p], dtype=np.int64)
         self._sizes = np.array(graph.sizes, dtype=np.int64)
-        self._outputs = np.array(sorted(self.outputs), dtype=np.int64)
+        self._outputs = np.array(sorted(set(graph.outputs)), dtype=np.int64)
 
     def profile(self, seq: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Memory at each compute, each copy's end, and the uses of each copy (positions
@@ -77,10 +76,6 @@ class _Evaluator:
         delta = (np.bincount(np.arange(length), sizes, length + 2)
                  - np.bincount(end + 1, sizes, length + 2))
         return np.cumsum(delta)[:length].astype(np.int64), end, use_pos, use_ptr
-
-    def excess(self, mem: np.ndarray | list[int]) -> int:
-        b = self.budget
-        return int(sum(m - b for m in mem if m > b))
 
 
 class _Sequence:
@@ -259,8 +254,8 @@ def improve(graph: RematGraph, budget: int, seq: list[int], *, rng: random.Rando
         greedy = "first" if rng.random() < 0.3 else "ratio"
         fixed = repair_sequence(graph, budget, seq=trial, rng=rng, spread=rng.uniform(0, 1),
                                 greedy=greedy, deadline=deadline)
-        if fixed is not None and sum(costs[v] for v in fixed) < best_cost:
-            best, best_cost = fixed, sum(costs[v] for v in fixed)
+        if fixed is not None and (cost := sum(costs[v] for v in fixed)) < best_cost:
+            best, best_cost = fixed, cost
     return best
 
 
