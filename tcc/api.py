@@ -29,6 +29,7 @@ from tcc.passes.order import (
 )
 from tcc.passes.paths import choose_path, memory_limit_elements, plan_contraction
 from tcc.plan import (
+    ORDERS,
     EinsumPlan,
     check_out,
     element_strides,
@@ -38,7 +39,6 @@ from tcc.plan import (
 )
 from tcc.runtime.export import export_library
 
-_ORDERS = ("C", "F", "A", "K")
 _plans: dict[tuple, EinsumPlan] = {}
 
 
@@ -117,8 +117,8 @@ def _einsum_slow(subscripts, rest, out, dtype, order, casting, optimize, memory_
                  options, key) -> np.ndarray:
     if any(_on_device(a) for a in rest):
         return _einsum_cuda((subscripts, *rest), out, dtype, optimize, memory_limit, "cuda")
-    if order not in _ORDERS:
-        raise OperandError(f"order must be one of {_ORDERS}, not {order!r}")
+    if order not in ORDERS:
+        raise OperandError(f"order must be one of {ORDERS}, not {order!r}")
     if isinstance(subscripts, str):
         _split_string(subscripts)  # syntax errors before operand errors, as numpy
     parsed, arrays = parse_operands(subscripts, rest)

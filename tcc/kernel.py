@@ -16,7 +16,7 @@ from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.options import Options, default_options
 from tcc.passes.paths import choose_path, memory_limit_elements
-from tcc.plan import EinsumPlan, check_out, element_strides, resolve_dtypes
+from tcc.plan import ORDERS, EinsumPlan, check_out, element_strides, resolve_dtypes
 from tcc.runtime.export import ExportItem, export_library
 
 
@@ -56,8 +56,8 @@ class Kernel:
         load: bool = True,
         order: str = "K",
     ) -> None:
-        if order not in ("C", "F", "A", "K"):
-            raise OperandError(f"order must be one of C, F, A, K, not {order!r}")
+        if order not in ORDERS:
+            raise OperandError(f"order must be one of {ORDERS}, not {order!r}")
         self.order = "C" if order == "A" else order
         if target not in ("cpu", "cuda"):
             raise OperandError(f"target must be 'cpu' or 'cuda', not {target!r}")

@@ -68,6 +68,9 @@ def resolve_dtypes(
     return compute.name
 
 
+ORDERS = ("C", "F", "A", "K")  # numpy.einsum's output layouts ("A" is taken as "C")
+
+
 class EinsumPlan:
     """An einsum compiled for one call signature: shapes, dtypes and strides fixed."""
 
@@ -123,8 +126,7 @@ class EinsumPlan:
         return memory.transpose(self._view_axes)
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        result = (np.empty(self.output_shape, self.output_dtype, order=self.output_order)
-                  if self._axes is None else self.allocate())
+        result = self.allocate()
         if self._direct is not None:  # the hot path: one call into generated code
             if self._direct(*map(id, arrays), id(result)):
                 raise TccError(f"kernel {self.compiled.name} failed")

@@ -149,6 +149,8 @@ def test_order_k_lets_tcc_choose_the_layout(equation, memory):
     given = np.empty(want.shape, order="F")
     tcc.compile(equation, *shapes, options=options)(*ops, out=given)
     np.testing.assert_allclose(given, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(tcc.TccError, match="order must be one of"):
+        tcc.compile(equation, *shapes, order="X")
 
 
 def shapes_of(equation: str, sizes: dict[str, int]) -> list[tuple[int, ...]]:
