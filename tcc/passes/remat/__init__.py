@@ -36,6 +36,8 @@ __all__ = [
 METHODS = ("cpsat", "heuristic", "milp")
 LARGE_MODEL_NODES = 400  # above this, only FOCUS_NODES nodes may be recomputed by CP-SAT
 FOCUS_NODES = 200
+MID_MODEL_NODES = 200  # from this up to LARGE_MODEL_NODES, a focus sized by the time limit:
+FOCUS_PER_SECOND = 12  # 60 nodes at 5 s, the whole graph at 300 s
 
 
 def parse_budget(budget: int | float | str) -> int:
@@ -119,8 +121,12 @@ def solve(
     ``ceil(f * peak_memory_in_order(graph))`` instead. Raises :class:`MemoryBudgetError`
     when no schedule can fit, :class:`SolverTimeoutError` when none was found in time.
     On graphs of more than ``LARGE_MODEL_NODES`` nodes, CP-SAT may recompute only the
-    ``FOCUS_NODES`` most promising ones (those the heuristic recomputes, then the cheapest
-    per byte); ``max_copies`` applies within them."""
+    ``FOCUS_NODES`` most promising ones; from ``MID_MODEL_NODES`` nodes, only
+    ``FOCUS_PER_SECOND`` per second of ``time_limit`` (at least 40): a model CP-SAT can
+    search in the time (at 5 s, the 250-node random graph at 80 %: 4.72 % with 60 nodes,
+    no improvement on the heuristic's 5.36 % with all 250). The most promising nodes are
+    those the heuristic recomputes, then the cheapest per byte; ``max_copies`` applies
+    within them."""
     began = time.perf_counter()
     g = as_remat_graph(graph, order)
     if method not in METHODS:
@@ -155,6 +161,9 @@ def solve(
     copies = _copy_limits(g, max_copies, schedule)
     if large:
         copies = _focus_copies(g, copies, schedule, FOCUS_NODES)
+    elif method == "cpsat" and g.n >= MID_MODEL_NODES:
+        focus = max(40, int(FOCUS_PER_SECOND * time_limit))
+        copies = _focus_copies(g, copies, schedule, focus)
     remaining = time_limit - (time.perf_counter() - began)
     if remaining < 0.1:  # the limit always holds: no time left for a solver
         if schedule is None:
