@@ -160,7 +160,7 @@ def test_repair_prune_and_improve_fit_the_budget(graph: RematGraph, fraction: fl
             continue
         assert simulate(graph, events_from_computes(graph, seq), budget).peak <= budget
         s = R._Sequence(ev, seq)
-        for k, main in enumerate(R._main_positions(seq)):
+        for k, main in enumerate(R.main_computes(seq)):
             if not main:
                 rest = seq[:k] + seq[k + 1:]
                 assert R._fits_without(s, ev, k) == (max(memory_of(graph, rest)) <= budget)

@@ -124,7 +124,7 @@ def solve(
     ``FOCUS_NODES`` most promising ones; from ``MID_MODEL_NODES`` nodes, only
     ``FOCUS_PER_SECOND`` per second of ``time_limit`` (at least 40): a model CP-SAT can
     search in the time (at 5 s, the 250-node random graph at 80 %: 4.72 % with 60 nodes,
-    no improvement on the heuristic's 5.36 % with all 250). The most promising nodes are
+    none on the heuristic's schedule with all 250). The most promising nodes are
     those the heuristic recomputes, then the cheapest per byte; ``max_copies`` applies
     within them."""
     began = time.perf_counter()

@@ -191,3 +191,13 @@ def lower_bound(graph: RematGraph) -> int:
     outputs together (they are all live at the end)."""
     per_node = max((node_footprint(graph, v) for v in range(graph.n)), default=0)
     return max(per_node, sum(graph.sizes[o] for o in graph.outputs))
+
+
+def main_computes(seq: Sequence[int]) -> list[bool]:
+    """For each compute of a sequence, whether it is its node's first (main) compute."""
+    seen: set[int] = set()
+    main = []
+    for v in seq:
+        main.append(v not in seen)
+        seen.add(v)
+    return main

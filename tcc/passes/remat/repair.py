@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from tcc.passes.remat.graph import RematGraph
+from tcc.passes.remat.graph import RematGraph, main_computes
 
 GREEDY_RULES = ("ratio", "first")
 VIOLATIONS = ("first", "worst", "last")  # which over-budget compute a move must relieve
@@ -220,11 +220,19 @@ def repair_sequence(graph: RematGraph, budget: int, *, seq: list[int] | None = N
         raise ValueError(f"unknown greedy rule {greedy!r}; expected one of {GREEDY_RULES}")
     if violation not in VIOLATIONS:
         raise ValueError(f"unknown violation {violation!r}; expected one of {VIOLATIONS}")
-    ev = _Evaluator(graph, budget)
+    return _repair(_Evaluator(graph, budget), list(range(graph.n)) if seq is None else seq,
+                   rng=rng, spread=spread, greedy=greedy, width=width, depth=depth,
+                   violation=violation, deadline=deadline)
+
+
+def _repair(ev: _Evaluator, seq: list[int], *, rng: random.Random | None, spread: float,
+            greedy: str, deadline: float, width: int = 16, depth: int = 4,
+            violation: str = "first") -> list[int] | None:
+    graph = ev.graph
     bias = 0.01 * graph.total_cost / max(graph.n, 1) + 1e-9
     factor = ([2.0 ** rng.uniform(-spread, spread) for _ in range(graph.n)] if rng else
               [1.0] * graph.n)
-    s = _Sequence(ev, list(range(graph.n)) if seq is None else list(seq))
+    s = _Sequence(ev, list(seq))
     steps = 0
     while s.excess > 0:
         steps += 1
@@ -234,7 +242,7 @@ def repair_sequence(graph: RematGraph, budget: int, *, seq: list[int] | None = N
         if new is None:
             return None
         s = _Sequence(ev, new)
-    return prune(graph, budget, s.seq, ev)
+    return prune(graph, ev.budget, s.seq, ev)
 
 
 def improve(graph: RematGraph, budget: int, seq: list[int], *, rng: random.Random,
@@ -242,18 +250,18 @@ def improve(graph: RematGraph, budget: int, seq: list[int], *, rng: random.Rando
     """Ruin and recreate until ``deadline``: delete the recomputes in a random stretch of
     about ``stretch`` of the sequence, repair with randomized priorities (the "first"
     rule three times in ten), keep if cheaper."""
-    costs = graph.costs
+    costs, ev = graph.costs, _Evaluator(graph, budget)  # one evaluator for every repair
     best, best_cost = seq, sum(costs[v] for v in seq)
     while time.perf_counter() < deadline:
-        main = _main_positions(best)
+        main = main_computes(best)
         length = max(2, int(stretch * len(best)))
         lo = rng.randrange(max(1, len(best) - length))
         trial = [v for k, v in enumerate(best) if main[k] or not lo <= k < lo + length]
         if len(trial) == len(best):
             continue
         greedy = "first" if rng.random() < 0.3 else "ratio"
-        fixed = repair_sequence(graph, budget, seq=trial, rng=rng, spread=rng.uniform(0, 1),
-                                greedy=greedy, deadline=deadline)
+        fixed = _repair(ev, trial, rng=rng, spread=rng.uniform(0, 1), greedy=greedy,
+                        deadline=deadline)
         if fixed is not None and (cost := sum(costs[v] for v in fixed)) < best_cost:
             best, best_cost = fixed, cost
     return best
@@ -281,22 +289,13 @@ def improve_many(graph: RematGraph, budget: int, starts: list[list[int]], *,
     return improve(graph, budget, kept[0], rng=rng, deadline=deadline)
 
 
-def _main_positions(seq: list[int]) -> list[bool]:
-    seen: set[int] = set()
-    main = []
-    for v in seq:
-        main.append(v not in seen)
-        seen.add(v)
-    return main
-
-
 def prune(graph: RematGraph, budget: int, seq: list[int],
           ev: _Evaluator | None = None) -> list[int]:
     """Delete recomputes (most expensive first) while the sequence still fits."""
     ev = ev or _Evaluator(graph, budget)
     s = _Sequence(ev, list(seq))
     gone: list[int] = []  # positions in ``seq`` deleted so far, ascending
-    extra = [k for k, main in enumerate(_main_positions(seq)) if not main]
+    extra = [k for k, main in enumerate(main_computes(seq)) if not main]
     for k0 in sorted(extra, key=lambda k: -graph.costs[seq[k]]):
         k = k0 - bisect.bisect_left(gone, k0)
         if _fits_without(s, ev, k):

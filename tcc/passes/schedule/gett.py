@@ -110,11 +110,8 @@ def analyze(
     live = [i for i in P.statement_indices(stmt) if sizes[i] != 1]
     if any(sizes[i] == 0 for i in P.statement_indices(stmt)):
         return None
-    in_a, in_b, in_c = set(left.indices), set(right.indices), set(stmt.indices)
-    batch = tuple(i for i in live if i in in_a and i in in_b and i in in_c)
-    m = tuple(i for i in live if i in in_a and i in in_c and i not in in_b)
-    n = tuple(i for i in live if i in in_b and i in in_c and i not in in_a)
-    k = tuple(i for i in live if i not in in_c)
+    batch, m, n = _groups(left, right, stmt, tuple(live))
+    k = tuple(i for i in live if i not in stmt.indices)
     if not m or not n or not k:
         return None
     a, b = left.tensor, right.tensor
@@ -155,17 +152,14 @@ def free_output_order(program: P.Program, stmt: P.Statement,
         return None
     accesses = _Accesses(program, stmt, {t: s for t, s in layouts.items() if t != stmt.target})
     left, right = accesses.loads
-    in_l, in_r = set(reads[0].indices), set(reads[1].indices)
     out = stmt.indices
-    if any(i not in in_l and i not in in_r for i in out):
+    if any(i not in reads[0].indices and i not in reads[1].indices for i in out):
         return None
-    batch = [i for i in out if i in in_l and i in in_r]
-    m = [i for i in out if i in in_l and i not in in_r]
-    n = [i for i in out if i in in_r and i not in in_l]
+    batch, m, n = _groups(reads[0], reads[1], stmt, out)
     if not m or not n:
         return None
 
-    def by(coefs: dict[str, int], group: list[str]) -> list[str]:
+    def by(coefs: dict[str, int], group: tuple[str, ...]) -> list[str]:
         return sorted(group, key=lambda i: -abs(coefs.get(i, 0)))
 
     if any(abs(left.get(i, 0)) == 1 for i in m) and not any(
@@ -174,6 +168,17 @@ def free_output_order(program: P.Program, stmt: P.Statement,
     else:
         order = (*by(left, batch), *by(left, m), *by(right, n))
     return None if order == tuple(out) else order
+
+
+def _groups(left: P.Read, right: P.Read, stmt: P.Statement, indices: tuple[str, ...]
+            ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``indices`` of the output in the GEMM roles: batch (in both operands), M (left
+    only), N (right only)."""
+    in_a, in_b, in_c = set(left.indices), set(right.indices), set(stmt.indices)
+    batch = tuple(i for i in indices if i in in_a and i in in_b and i in in_c)
+    m = tuple(i for i in indices if i in in_a and i in in_c and i not in in_b)
+    n = tuple(i for i in indices if i in in_b and i in in_c and i not in in_a)
+    return batch, m, n
 
 
 def _factors(expr: P.Expr) -> list[P.Expr] | None:
