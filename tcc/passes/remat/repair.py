@@ -45,28 +45,32 @@ class _Evaluator:
         self._count = np.array([len(p) for p in self.upreds], dtype=np.int64)
         self._first = np.concatenate([[0], np.cumsum(self._count)])
         self._preds = np.array([u for p in self.upreds for u in p], dtype=np.int64)
-        self._sizes = np.array(graph.sizes, dtype=np.int64)
+        self._sizes = self.sizes = np.array(graph.sizes, dtype=np.int64)
+        self.costs = np.array(graph.costs, dtype=np.float64)
         self._outputs = np.array(sorted(set(graph.outputs)), dtype=np.int64)
 
-    def profile(self, seq: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Memory at each compute, each copy's end, and the uses of each copy (positions
-        ``use_pos[use_ptr[c]:use_ptr[c + 1]]``, ascending). Every use is served by the
-        latest copy of its input; a copy ends at its last use, an output's latest copy at
-        the end of the sequence."""
-        order = np.asarray(seq, dtype=np.int64)
+    def profile(self, order: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Memory at each compute, each copy's end, the uses of each copy (positions
+        ``use_pos[use_ptr[c]:use_ptr[c + 1]]``, ascending; ``use_key`` orders them: copy
+        times (length + 1) plus position) and the copies of each node
+        (positions ``by_node[node_ptr[v]:node_ptr[v + 1]]``, ascending). Every use is served
+        by the latest copy of its input; a copy ends at its last use, an output's latest
+        copy at the end of the sequence."""
         length = len(order)
         span = length + 1
         counts = self._count[order]
         pos = np.repeat(np.arange(length), counts)
         before = np.repeat(np.cumsum(counts) - counts, counts)
         inputs = self._preds[np.repeat(self._first[order], counts) + np.arange(len(pos)) - before]
-        key = order * span + np.arange(length)  # copies by (node, position)
-        by_key = np.argsort(key, kind="stable")
-        ranked = key[by_key]
-        copy = by_key[np.searchsorted(ranked, inputs * span + pos) - 1]
-        grouped = np.argsort(copy * span + pos, kind="stable")
+        by_key = _stable_argsort(order, self.graph.n)  # copies by (node, position)
+        ranked = order[by_key] * span + by_key
+        by_input = _stable_argsort(inputs, self.graph.n)  # uses by (input node, position)
+        copy = np.empty_like(pos)  # the latest copy of the input before the use
+        copy[by_input] = by_key[np.searchsorted(ranked, (inputs * span + pos)[by_input]) - 1]
+        grouped = _stable_argsort(copy, length)  # uses by (copy, position)
         use_pos, use_copy = pos[grouped], copy[grouped]
-        use_ptr = np.searchsorted(use_copy, np.arange(length + 1))
+        use_key = use_copy * span + use_pos
+        use_ptr = _pointers(copy, length)
         end = np.arange(length)
         used = use_ptr[1:] > use_ptr[:-1]
         end[used] = use_pos[use_ptr[1:][used] - 1]
@@ -75,7 +79,23 @@ class _Evaluator:
         sizes = self._sizes[order]
         delta = (np.bincount(np.arange(length), sizes, length + 2)
                  - np.bincount(end + 1, sizes, length + 2))
-        return np.cumsum(delta)[:length].astype(np.int64), end, use_pos, use_ptr
+        node_ptr = _pointers(order, self.graph.n)
+        return (np.cumsum(delta)[:length].astype(np.int64), end, use_pos, use_ptr, use_key,
+                by_key, node_ptr)
+
+
+def _stable_argsort(keys: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for keys in ``[0, bound)``; through 16-bit keys
+    (radix sort, several times faster here) when they fit."""
+    return np.argsort(keys.astype(np.int16) if bound <= 1 << 15 else keys, kind="stable")
+
+
+def _pointers(keys: np.ndarray, bound: int) -> np.ndarray:
+    """Where each key's run starts once ``keys`` (in ``[0, bound)``) are sorted, and the
+    end."""
+    ptr = np.zeros(bound + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=bound), out=ptr[1:])
+    return ptr
 
 
 class _Sequence:
@@ -84,36 +104,59 @@ class _Sequence:
 
     def __init__(self, ev: _Evaluator, seq: list[int]) -> None:
         self.seq = seq
-        self.mem, end, use_pos, use_ptr = ev.profile(seq)
+        self.order = np.asarray(seq, dtype=np.int64)
+        self.mem, end, use_pos, use_ptr, self._use_key, by_node, node_ptr = ev.profile(self.order)
+        self.end_array, self._use_pos_array, self._use_ptr_array = end, use_pos, use_ptr
         self.end: list[int] = end.tolist()
-        self._use_pos: list[int] = use_pos.tolist()
         self._use_ptr: list[int] = use_ptr.tolist()
+        self._by_node: list[int] = by_node.tolist()
+        self._node_ptr: list[int] = node_ptr.tolist()
         self.over = np.maximum(self.mem - ev.budget, 0)
         self.excess = int(self.over.sum())
-        self.at: list[list[int]] = [[] for _ in range(ev.graph.n)]
-        for k, v in enumerate(seq):
-            self.at[v].append(k)
 
     def uses(self, c: int) -> list[int]:
         """Positions served by the copy computed at ``c``, ascending."""
-        return self._use_pos[self._use_ptr[c]:self._use_ptr[c + 1]]
+        return self._use_pos_array[self._use_ptr[c]:self._use_ptr[c + 1]].tolist()
 
     def latest_before(self, v: int, j: int) -> int:
-        at = self.at[v]
-        return at[bisect.bisect_left(at, j) - 1]
+        """The position of the latest copy of ``v`` before position ``j`` (one exists)."""
+        ptr = self._node_ptr
+        return self._by_node[bisect.bisect_left(self._by_node, j, ptr[v], ptr[v + 1]) - 1]
+
+    def served(self, i: int) -> tuple[list[bool], list[int]]:
+        """Per node: whether a copy computed before ``i`` lives to ``i`` or later, and the
+        first position at or after ``i`` where it is computed (beyond the end: never). The
+        latest copy of ``v`` before ``j > i`` is live across ``i`` exactly when one holds
+        (copies of a node never overlap)."""
+        n, length = len(self._node_ptr) - 1, len(self.seq)
+        live = np.zeros(n, dtype=bool)
+        live[self.order[:i][self.end_array[:i] >= i]] = True
+        first = np.full(n, length + 1, dtype=np.int64)
+        nodes, at = np.unique(self.order[i:], return_index=True)
+        first[nodes] = at + i
+        return live.tolist(), first.tolist()
+
+    def around(self, copies: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """For copies (positions) used after ``i``: the last use before ``i`` (the copy's
+        own position when none) and the first use after ``i``."""
+        span = len(self.seq) + 1
+        k = np.searchsorted(self._use_key, copies * span + i)
+        before = np.where(k > self._use_ptr_array[copies], self._use_pos_array[k - 1], copies)
+        return before, self._use_pos_array[k]
 
 
 def _chain(s: _Sequence, upreds: list[tuple[int, ...]], u: int, i: int, j: int,
-           depth: int) -> list[int] | None:
+           depth: int, served: tuple[list[bool], list[int]] | None = None) -> list[int] | None:
     """``u`` and the inputs it needs recomputed before position ``j`` (ascending ids):
     an input whose latest copy is freed before ``i`` is recomputed, at most ``depth``
-    levels deep."""
+    levels deep. ``served``: :meth:`_Sequence.served` at ``i``."""
+    live, first = served or s.served(i)
     need: set[int] = set()
 
     def visit(v: int, level: int) -> bool:
         need.add(v)
         for p in upreds[v]:
-            if p in need or s.end[s.latest_before(p, j)] >= i:  # live across i: serve from it
+            if p in need or live[p] or first[p] < j:  # its latest copy is live across i
                 continue
             if level >= depth or not visit(p, level + 1):
                 return False
@@ -161,35 +204,43 @@ def _excess_after(s: _Sequence, ev: _Evaluator, c: int, a: int, j: int,
 
 
 def _move(s: _Sequence, ev: _Evaluator, greedy: str, width: int, depth: int,
-          factor: list[float], bias: float, violation: str) -> list[int] | None:
+          factor: np.ndarray, bias: float, violation: str) -> list[int] | None:
     """The sequence after the chosen move for one violation, or None if stuck."""
-    costs, sizes, upreds = ev.graph.costs, ev.graph.sizes, ev.upreds
+    costs, upreds = ev.graph.costs, ev.upreds
     if violation == "first":
         i = int(np.argmax(s.over > 0))
     elif violation == "last":
         i = len(s.over) - 1 - int(np.argmax(s.over[::-1] > 0))
     else:
         i = int(np.argmax(s.over))
-    reads = set(upreds[s.seq[i]])
-    cands = []
-    for c in range(i):
-        u = s.seq[c]
-        if s.end[c] > i and s.end[c] < len(s.seq) and u not in reads:
-            uses = s.uses(c)
-            k = bisect.bisect_left(uses, i)
-            a, j = (uses[k - 1] if k else c), uses[k]
-            price = (costs[u] + bias) * factor[u]
-            if greedy == "ratio":
-                gain = int(np.minimum(s.over[a + 1:j], sizes[u]).sum())
-                cands.append((-gain / price, c, a, j))
-            else:
-                cands.append((price / max(sizes[u], 1), c, a, j))
-    cands.sort()
-    level = depth
+    length = len(s.seq)
+    copies = np.flatnonzero((s.end_array[:i] > i) & (s.end_array[:i] < length))
+    nodes = s.order[copies]
+    keep = ~np.isin(nodes, upreds[s.seq[i]])
+    copies, nodes = copies[keep], nodes[keep]
+    before, after = s.around(copies, i)
+    price = (ev.costs[nodes] + bias) * factor[nodes]
+    if greedy == "ratio":  # the excess removed over the gap, per unit of cost
+        over_at = np.flatnonzero(s.over)
+        inside = (over_at > before[:, None]) & (over_at < after[:, None])
+        freed = np.minimum(s.over[over_at][None, :], ev.sizes[nodes][:, None])
+        key = -(freed * inside).sum(axis=1) / price
+    else:
+        key = price / np.maximum(ev.sizes[nodes], 1)
+    ranked = np.lexsort((copies, key))
+    # for "ratio", -key bounds a move's exact excess removed per cost from above (the gap
+    # loses at most min(over, size) per compute, a chain costs at least ``u`` itself):
+    # once the best move beats the bound, no later candidate can
+    bound = (-key[ranked] * (1 + 1e-9)).tolist() if greedy == "ratio" else None
+    cands = list(zip(copies[ranked].tolist(), before[ranked].tolist(),
+                     after[ranked].tolist(), strict=True))
+    level, served = depth, s.served(i)
     while True:
         best, best_key, tried, deeper = None, 0.0, 0, False
-        for _, c, a, j in cands:
-            chain = _chain(s, upreds, s.seq[c], i, j, level)
+        for rank, (c, a, j) in enumerate(cands):
+            if best is not None and bound is not None and bound[rank] < best_key:
+                break
+            chain = _chain(s, upreds, s.seq[c], i, j, level, served)
             if chain is None:
                 deeper = True
                 continue
@@ -230,8 +281,8 @@ def _repair(ev: _Evaluator, seq: list[int], *, rng: random.Random | None, spread
             violation: str = "first") -> list[int] | None:
     graph = ev.graph
     bias = 0.01 * graph.total_cost / max(graph.n, 1) + 1e-9
-    factor = ([2.0 ** rng.uniform(-spread, spread) for _ in range(graph.n)] if rng else
-              [1.0] * graph.n)
+    factor = np.array([2.0 ** rng.uniform(-spread, spread) for _ in range(graph.n)] if rng
+                      else [1.0] * graph.n)
     s = _Sequence(ev, list(seq))
     steps = 0
     while s.excess > 0:
