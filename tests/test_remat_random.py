@@ -168,3 +168,48 @@ def test_repair_prune_and_improve_fit_the_budget(graph: RematGraph, fraction: fl
                            deadline=time.perf_counter() + 0.05)
         assert simulate(graph, events_from_computes(graph, better), budget).peak <= budget
         assert sum(graph.costs[v] for v in better) <= sum(graph.costs[v] for v in seq)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=layered_dags(), extra=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
+                                            max_size=12), slack=st.integers(0, 6))
+def test_a_prune_pass_deletes_only_what_fits_together(graph: RematGraph, extra, slack: int
+                                                      ) -> None:
+    """The deletions one pruning pass accepts together (checked on one profile) fit
+    together when re-run, on sequences with redundant recomputes."""
+    from tcc.passes.remat import repair as R
+
+    seq = list(range(graph.n))
+    for node, where in extra:  # a recompute anywhere after the node's first compute
+        v = node % graph.n
+        first = seq.index(v)
+        seq.insert(first + 1 + where % (len(seq) - first), v)
+    budget = max(memory_of(graph, seq)) + slack
+    ev = R._Evaluator(graph, budget)
+    s = R._Sequence(ev, seq)
+    pending = [k for k, main in enumerate(R.main_computes(seq)) if not main]
+    accepted, waiting = R._prune_pass(s, ev, pending)
+    assert set(accepted) | set(waiting) <= set(pending)
+    assert not set(accepted) & set(waiting)
+    rest = [v for k, v in enumerate(seq) if k not in set(accepted)]
+    assert max(memory_of(graph, rest)) <= budget
+    assert max(memory_of(graph, R.prune(graph, budget, seq, ev))) <= budget
+
+
+def test_a_prune_pass_keeps_apart_two_deletions_of_one_node() -> None:
+    """Deleting an unused recompute of a node and then the next recompute of it would keep
+    the first copy across the peak: checked one at a time, both fit; together they do
+    not, so one pass accepts only one of them."""
+    from tcc.passes.remat import repair as R
+
+    graph = RematGraph((1, 1, 1, 1, 1), (5, 1, 10, 1, 1), ((), (0,), (), (2,), (0,)),
+                       tuple("abcde"))
+    seq = [0, 1, 2, 3, 0, 0, 4]
+    budget = max(memory_of(graph, seq))
+    ev = R._Evaluator(graph, budget)
+    s = R._Sequence(ev, seq)
+    assert R._fits_without(s, ev, 4) and R._fits_without(s, ev, 5)
+    assert max(memory_of(graph, [0, 1, 2, 3, 4])) > budget
+    accepted, waiting = R._prune_pass(s, ev, [4, 5])
+    assert len(accepted) == 1 and len(waiting) == 1
+    assert R.prune(graph, budget, seq, ev) == [0, 1, 2, 3, 0, 4]

@@ -234,13 +234,17 @@ def best_heuristic_schedule(
     )
 
     starts = []
-    for greedy in GREEDY_RULES:  # the first may overrun the slice on a large graph
-        for violation in VIOLATIONS:
-            seq = repair_sequence(graph, budget, greedy=greedy, violation=violation,
-                                  deadline=deadline + time_limit)
-            if seq is not None:
-                starts.append(seq)
-                consider(sequence_to_schedule(seq))
+    part, parts = share  # each parallel search builds and improves its own share of starts
+    rules = [(greedy, violation) for greedy in GREEDY_RULES for violation in VIOLATIONS]
+    mine = rules[part::parts]
+    for k, (greedy, violation) in enumerate(mine + [r for r in rules if r not in mine]):
+        if k >= len(mine) and starts:
+            break  # the other shares only when none of this one's worked
+        seq = repair_sequence(graph, budget, greedy=greedy, violation=violation,
+                              deadline=deadline + time_limit)  # may overrun the slice
+        if seq is not None:
+            starts.append(seq)
+            consider(sequence_to_schedule(seq))
     if not starts or graph.n <= EVICTION_MAX_NODES:  # beyond, the repairs always won
         for policy in policies:
             consider(eviction_schedule(graph, budget, policy))
@@ -252,8 +256,7 @@ def best_heuristic_schedule(
         consider(None if seq is None else sequence_to_schedule(seq))
         consider(eviction_schedule(graph, budget, policies[tries % len(policies)], rng))
     if best is not None and time.perf_counter() < deadline:
-        part, parts = share  # each parallel search improves its own share of the starts
-        starts = starts[part::parts] or starts or [[v for v, _ in best]]
+        starts = starts or [[v for v, _ in best]]
         consider(sequence_to_schedule(improve_many(graph, budget, starts, rng=rng,
                                                    deadline=deadline)))
     for step in range(1, 12):

@@ -29,6 +29,7 @@ import bisect
 import math
 import random
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,39 +50,68 @@ class _Evaluator:
         self.costs = np.array(graph.costs, dtype=np.float64)
         self._outputs = np.array(sorted(set(graph.outputs)), dtype=np.int64)
 
-    def profile(self, order: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Memory at each compute, each copy's end, the uses of each copy (positions
-        ``use_pos[use_ptr[c]:use_ptr[c + 1]]``, ascending; ``use_key`` orders them: copy
-        times (length + 1) plus position) and the copies of each node
-        (positions ``by_node[node_ptr[v]:node_ptr[v + 1]]``, ascending). Every use is served
-        by the latest copy of its input; a copy ends at its last use, an output's latest
-        copy at the end of the sequence."""
-        length = len(order)
+    def profile(self, order: np.ndarray) -> _Profile:
+        """The sequence's memory profile, copies and uses, in one stable sort.
+
+        Events in position order (at each position, the uses of its inputs, then the new
+        copy) sorted stably by node: every node's events are in position order, its
+        copies start its run, and the copy serving a use (the latest copy of its input
+        before it) is the last copy event before the use (a running maximum of node times
+        (length + 1) plus position); a copy's uses follow it in the sorted events."""
+        length, n = len(order), self.graph.n
         span = length + 1
         counts = self._count[order]
+        slot = np.cumsum(counts + 1) - (counts + 1)  # where each position's events start
         pos = np.repeat(np.arange(length), counts)
-        before = np.repeat(np.cumsum(counts) - counts, counts)
-        inputs = self._preds[np.repeat(self._first[order], counts) + np.arange(len(pos)) - before]
-        by_key = _stable_argsort(order, self.graph.n)  # copies by (node, position)
-        ranked = order[by_key] * span + by_key
-        by_input = _stable_argsort(inputs, self.graph.n)  # uses by (input node, position)
-        copy = np.empty_like(pos)  # the latest copy of the input before the use
-        copy[by_input] = by_key[np.searchsorted(ranked, (inputs * span + pos)[by_input]) - 1]
-        grouped = _stable_argsort(copy, length)  # uses by (copy, position)
-        use_pos, use_copy = pos[grouped], copy[grouped]
-        use_key = use_copy * span + use_pos
-        use_ptr = _pointers(copy, length)
+        within = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+        inputs = self._preds[np.repeat(self._first[order], counts) + within]
+        copy_slot = slot + counts
+        node = np.empty(len(pos) + length, dtype=np.int64)
+        at = np.empty_like(node)
+        node[slot[pos] + within], at[slot[pos] + within] = inputs, pos
+        node[copy_slot], at[copy_slot] = order, np.arange(length)
+        is_copy = np.zeros(len(node), dtype=bool)
+        is_copy[copy_slot] = True
+        ranked = _stable_argsort(node, n)
+        node, at, is_copy = node[ranked], at[ranked], is_copy[ranked]
+        key = node * span + at
+        copy_at = np.flatnonzero(is_copy)
+        by_node = at[copy_at]  # every copy, by (node, position)
+        firsts = copy_at - np.arange(length)  # uses before each copy, in the sorted events
+        use_start = np.empty(length, dtype=np.int64)
+        use_stop = np.empty(length, dtype=np.int64)
+        use_start[by_node] = firsts
+        use_stop[by_node] = np.append(firsts[1:], len(pos))
+        use_pos, use_key = at[~is_copy], key[~is_copy]
         end = np.arange(length)
-        used = use_ptr[1:] > use_ptr[:-1]
-        end[used] = use_pos[use_ptr[1:][used] - 1]
+        used = use_stop > use_start
+        end[used] = use_pos[use_stop[used] - 1]
+        node_ptr = _pointers(order, n)
         if len(self._outputs):
-            end[by_key[np.searchsorted(ranked, self._outputs * span + length) - 1]] = length
+            end[by_node[node_ptr[self._outputs + 1] - 1]] = length
         sizes = self._sizes[order]
         delta = (np.bincount(np.arange(length), sizes, length + 2)
                  - np.bincount(end + 1, sizes, length + 2))
-        node_ptr = _pointers(order, self.graph.n)
-        return (np.cumsum(delta)[:length].astype(np.int64), end, use_pos, use_ptr, use_key,
-                by_key, node_ptr)
+        return _Profile(np.cumsum(delta)[:length].astype(np.int64), end, use_pos, use_start,
+                        use_stop, use_key, by_node, node_ptr)
+
+
+class _Profile(NamedTuple):
+    """Memory at each compute; each copy's end; the uses of the copy at ``c``:
+    ``use_pos[use_start[c]:use_stop[c]]``, ascending (``use_key``: node times (length + 1)
+    plus position, ascending over all uses); every node's copies:
+    ``by_node[node_ptr[v]:node_ptr[v + 1]]``, ascending. Every use is served by the latest
+    copy of its input; a copy ends at its last use, an output's latest copy at the end of
+    the sequence."""
+
+    mem: np.ndarray
+    end: np.ndarray
+    use_pos: np.ndarray
+    use_start: np.ndarray
+    use_stop: np.ndarray
+    use_key: np.ndarray
+    by_node: np.ndarray
+    node_ptr: np.ndarray
 
 
 def _stable_argsort(keys: np.ndarray, bound: int) -> np.ndarray:
@@ -105,18 +135,19 @@ class _Sequence:
     def __init__(self, ev: _Evaluator, seq: list[int]) -> None:
         self.seq = seq
         self.order = np.asarray(seq, dtype=np.int64)
-        self.mem, end, use_pos, use_ptr, self._use_key, by_node, node_ptr = ev.profile(self.order)
-        self.end_array, self._use_pos_array, self._use_ptr_array = end, use_pos, use_ptr
-        self.end: list[int] = end.tolist()
-        self._use_ptr: list[int] = use_ptr.tolist()
-        self._by_node: list[int] = by_node.tolist()
-        self._node_ptr: list[int] = node_ptr.tolist()
+        self.profile = prof = ev.profile(self.order)
+        self.mem, self.end_array = prof.mem, prof.end
+        self.end: list[int] = prof.end.tolist()
+        self._use_start: list[int] = prof.use_start.tolist()
+        self._use_stop: list[int] = prof.use_stop.tolist()
+        self._by_node: list[int] = prof.by_node.tolist()
+        self._node_ptr: list[int] = prof.node_ptr.tolist()
         self.over = np.maximum(self.mem - ev.budget, 0)
         self.excess = int(self.over.sum())
 
     def uses(self, c: int) -> list[int]:
         """Positions served by the copy computed at ``c``, ascending."""
-        return self._use_pos_array[self._use_ptr[c]:self._use_ptr[c + 1]].tolist()
+        return self.profile.use_pos[self._use_start[c]:self._use_stop[c]].tolist()
 
     def latest_before(self, v: int, j: int) -> int:
         """The position of the latest copy of ``v`` before position ``j`` (one exists)."""
@@ -139,10 +170,10 @@ class _Sequence:
     def around(self, copies: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
         """For copies (positions) used after ``i``: the last use before ``i`` (the copy's
         own position when none) and the first use after ``i``."""
-        span = len(self.seq) + 1
-        k = np.searchsorted(self._use_key, copies * span + i)
-        before = np.where(k > self._use_ptr_array[copies], self._use_pos_array[k - 1], copies)
-        return before, self._use_pos_array[k]
+        prof = self.profile
+        k = np.searchsorted(prof.use_key, self.order[copies] * (len(self.seq) + 1) + i)
+        before = np.where(k > prof.use_start[copies], prof.use_pos[k - 1], copies)
+        return before, prof.use_pos[k]
 
 
 def _chain(s: _Sequence, upreds: list[tuple[int, ...]], u: int, i: int, j: int,
@@ -232,6 +263,7 @@ def _move(s: _Sequence, ev: _Evaluator, greedy: str, width: int, depth: int,
     # loses at most min(over, size) per compute, a chain costs at least ``u`` itself):
     # once the best move beats the bound, no later candidate can
     bound = (-key[ranked] * (1 + 1e-9)).tolist() if greedy == "ratio" else None
+    price_u = price[ranked].tolist()
     cands = list(zip(copies[ranked].tolist(), before[ranked].tolist(),
                      after[ranked].tolist(), strict=True))
     level, served = depth, s.served(i)
@@ -244,12 +276,19 @@ def _move(s: _Sequence, ev: _Evaluator, greedy: str, width: int, depth: int,
             if chain is None:
                 deeper = True
                 continue
+            price = (sum(costs[w] for w in chain) + bias) * factor[s.seq[c]]
+            if best is not None and bound is not None and bound[rank] * price_u[rank] < (
+                    best_key * price):  # not even the bound with the chain's cost beats it
+                tried += 1
+                if tried >= width:
+                    break
+                continue
             gained = s.excess - _excess_after(s, ev, c, a, j, chain)
             if gained <= 0:
                 continue
             if greedy == "first":
                 return s.seq[:j] + chain + s.seq[j:]
-            key = gained / ((sum(costs[w] for w in chain) + bias) * factor[s.seq[c]])
+            key = gained / price
             if best is None or key > best_key:
                 best, best_key = s.seq[:j] + chain + s.seq[j:], key
             tried += 1
@@ -342,35 +381,81 @@ def improve_many(graph: RematGraph, budget: int, starts: list[list[int]], *,
 
 def prune(graph: RematGraph, budget: int, seq: list[int],
           ev: _Evaluator | None = None) -> list[int]:
-    """Delete recomputes (most expensive first) while the sequence still fits."""
+    """Delete recomputes (most expensive first) while the sequence still fits.
+
+    A deletion changes only the copies of its node and of the node's inputs, and memory
+    only on a window of positions that ends at it; in one pass over the sequence, every
+    deletion that shares no node and no window position with one accepted before in the
+    pass is checked exactly on the same profile, the others wait for the next pass (the
+    profile is rebuilt once per pass, not once per deletion)."""
     ev = ev or _Evaluator(graph, budget)
     s = _Sequence(ev, list(seq))
-    gone: list[int] = []  # positions in ``seq`` deleted so far, ascending
-    extra = [k for k, main in enumerate(main_computes(seq)) if not main]
-    for k0 in sorted(extra, key=lambda k: -graph.costs[seq[k]]):
-        k = k0 - bisect.bisect_left(gone, k0)
-        if _fits_without(s, ev, k):
-            bisect.insort(gone, k0)
-            s = _Sequence(ev, s.seq[:k] + s.seq[k + 1:])
+    pending = sorted((k for k, main in enumerate(main_computes(seq)) if not main),
+                     key=lambda k: -graph.costs[seq[k]])
+    while pending:
+        accepted, waiting = _prune_pass(s, ev, pending)
+        if not accepted:
+            break
+        deleted = sorted(accepted)
+        gone = set(deleted)
+        trial = _Sequence(ev, [v for k, v in enumerate(s.seq) if k not in gone])
+        if trial.excess:  # never seen: keep the pass's first deletion alone (checked exactly)
+            first = accepted[0]
+            waiting = accepted[1:] + waiting
+            deleted = [first]
+            trial = _Sequence(ev, s.seq[:first] + s.seq[first + 1:])
+        s = trial
+        pending = [k - bisect.bisect_left(deleted, k) for k in waiting]
     return s.seq
 
 
-def _fits_without(s: _Sequence, ev: _Evaluator, k: int) -> bool:
-    """Whether the sequence still fits once the recompute at ``k`` is deleted.
+def _prune_pass(s: _Sequence, ev: _Evaluator, pending: list[int]) -> tuple[list[int],
+                                                                           list[int]]:
+    """The deletions of one pass (positions, in ``pending``'s order) that fit together, and
+    those that wait for the next pass."""
+    windows: list[tuple[int, int]] = []
+    touched: set[int] = set()
+    accepted: list[int] = []
+    waiting: list[int] = []
+    for k in pending:
+        fits, lo = _deletion(s, ev, k)
+        nodes = {s.seq[k], *ev.upreds[s.seq[k]]}
+        if not touched.isdisjoint(nodes) or any(lo <= hi and low <= k for low, hi in windows):
+            waiting.append(k)
+        elif fits:
+            windows.append((lo, k))
+            touched |= nodes
+            accepted.append(k)
+    return accepted, waiting
 
-    Its uses go to the previous copy of the node, kept from its old end up to ``k`` (past
-    ``k`` the two copies weigh the same); inputs whose last use was ``k`` end earlier.
-    Copies of a node never overlap, so they do not after the deletion either."""
+
+def _fits_without(s: _Sequence, ev: _Evaluator, k: int) -> bool:
+    """Whether the sequence still fits once the recompute at ``k`` is deleted."""
+    return _deletion(s, ev, k)[0]
+
+
+def _deletion(s: _Sequence, ev: _Evaluator, k: int) -> tuple[bool, int]:
+    """Whether the sequence still fits once the recompute at ``k`` is deleted, and where
+    the window of positions whose memory the deletion changes starts (it ends at ``k``).
+
+    The recompute's uses go to the previous copy of the node, kept from its old end up to
+    ``k`` (past ``k`` the two copies weigh the same); inputs whose last use was ``k`` end
+    earlier. Copies of a node never overlap, so they do not after the deletion either."""
     sizes = ev.graph.sizes
     w = s.seq[k]
     lo = s.end[s.latest_before(w, k)] + 1
-    if s.end[k] == k or lo >= k:  # nothing is kept longer: memory only goes down
-        return True
-    grow = s.mem[lo:k] + sizes[w]
+    start = min(lo, k)
+    shrink = []
     for p in ev.upreds[w]:
         cp = s.latest_before(p, k)
         if s.end[cp] == k:
             uses = s.uses(cp)
             stop = uses[-2] if len(uses) >= 2 else cp
-            grow[max(stop + 1 - lo, 0):] -= sizes[p]
-    return int(grow.max()) <= ev.budget
+            shrink.append((stop + 1, sizes[p]))
+            start = min(start, stop + 1)
+    if s.end[k] == k or lo >= k:  # nothing is kept longer: memory only goes down
+        return True, start
+    grow = s.mem[lo:k] + sizes[w]
+    for at, size in shrink:
+        grow[max(at - lo, 0):] -= size
+    return int(grow.max()) <= ev.budget, start
