@@ -404,3 +404,14 @@ def test_accesses_carry_alias_scopes():
     assert any("llvm.masked.store" in line for line in tagged)
     assert any(" = load i64" in line for line in tagged)  # the offset tables
     assert any('!"tcc.' in line and '.tab_out_' in line for line in text.splitlines())
+
+
+def test_default_blocking_narrows_the_tile_when_it_pads_n_much_less():
+    params = default_params("float32", 512, 2)
+    lanes = params.lanes
+    fitted = fit_params(params, 20736, 9 * lanes, 1, 144)  # 6-D with the K output layout
+    assert (fitted.mr, fitted.nr) == (8, 3 * lanes)  # three tiles, none padded
+    assert fit_params(params, 2048, 10 * lanes, 1, 512).nr == 2 * lanes
+    wide = fit_params(params, 1024, 1000, 1, 1024)  # pads 24 columns: keep the widest
+    assert (wide.mr, wide.nr) == (params.mr, params.nr)
+    assert fitted.mr * fitted.nr // lanes <= params.mr * params.nr // lanes  # registers

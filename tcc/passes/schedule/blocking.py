@@ -124,6 +124,12 @@ def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0,
     if vectors_needed < nr // lanes:
         nr = vectors_needed * lanes
         mr = min(max(mr * params.nr // nr, mr), 16 if vectors_needed == 1 else 12)
+    elif n > 0:  # a narrower tile when it pads N by a tenth of N less
+        padding = {v * lanes: -(-n // (v * lanes)) * v * lanes - n
+                   for v in range(2, nr // lanes + 1)}
+        narrow = min(padding, key=lambda width: (padding[width], -width))
+        if padding[nr] - padding[narrow] >= n / 10:
+            nr, mr = narrow, min(mr * params.nr // narrow, 12)
     mc = max(mr, params.mc // mr * mr)
     nc = max(nr, params.nc // nr * nr)
     parallel = params.parallel
