@@ -46,7 +46,7 @@ class _Evaluator:
         self._count = np.array([len(p) for p in self.upreds], dtype=np.int64)
         self._first = np.concatenate([[0], np.cumsum(self._count)])
         self._preds = np.array([u for p in self.upreds for u in p], dtype=np.int64)
-        self._sizes = self.sizes = np.array(graph.sizes, dtype=np.int64)
+        self.sizes = np.array(graph.sizes, dtype=np.int64)
         self.costs = np.array(graph.costs, dtype=np.float64)
         self._outputs = np.array(sorted(set(graph.outputs)), dtype=np.int64)
 
@@ -54,10 +54,9 @@ class _Evaluator:
         """The sequence's memory profile, copies and uses, in one stable sort.
 
         Events in position order (at each position, the uses of its inputs, then the new
-        copy) sorted stably by node: every node's events are in position order, its
-        copies start its run, and the copy serving a use (the latest copy of its input
-        before it) is the last copy event before the use (a running maximum of node times
-        (length + 1) plus position); a copy's uses follow it in the sorted events."""
+        copy) sorted stably by node: every node's events are in position order and start
+        with a copy, and the uses a copy serves (those before the node's next copy) follow
+        it up to the next copy event."""
         length, n = len(order), self.graph.n
         span = length + 1
         counts = self._count[order]
@@ -89,7 +88,7 @@ class _Evaluator:
         node_ptr = _pointers(order, n)
         if len(self._outputs):
             end[by_node[node_ptr[self._outputs + 1] - 1]] = length
-        sizes = self._sizes[order]
+        sizes = self.sizes[order]
         delta = (np.bincount(np.arange(length), sizes, length + 2)
                  - np.bincount(end + 1, sizes, length + 2))
         return _Profile(np.cumsum(delta)[:length].astype(np.int64), end, use_pos, use_start,
