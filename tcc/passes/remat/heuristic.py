@@ -208,7 +208,7 @@ def best_heuristic_schedule(
     processes search beside this one, each improving its own share of the starts with
     its own seed (``share``: part k of n: it builds and improves only its share of the
     starts), and the cheapest schedule of all wins. How far the improvement gets varies
-    from run to run: on the 1000-node random graph at 80 %, 3.9-4.8 % (mean 4.2) over 24
+    from run to run: on the 1000-node random graph at 80 %, 4.0-4.8 % (mean 4.3) over 44
     runs of 4.5 s with two processes. Twice the time does no better (4.2 over three
     runs): each start's search settles within about 2 s, and the start decides where."""
     if peak_memory_in_order(graph) <= budget:
