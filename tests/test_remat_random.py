@@ -69,7 +69,8 @@ def test_milp_plans_are_valid(seed: int) -> None:
 
 @st.composite
 def layered_dags(draw: st.DrawFn) -> RematGraph:
-    """Up to 40 nodes with long edges, so the repair has gaps to open and chains to build."""
+    """Up to 40 nodes with long edges, so the repair has gaps to open and chains to build;
+    up to two of them outputs."""
     n = draw(st.integers(6, 40))
     preds = [()]
     for v in range(1, n):
@@ -77,7 +78,8 @@ def layered_dags(draw: st.DrawFn) -> RematGraph:
         preds.append(tuple(sorted(chosen)))
     costs = tuple(draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)))
     sizes = tuple(draw(st.lists(st.integers(1, 20), min_size=n, max_size=n)))
-    return RematGraph(costs, sizes, tuple(preds), tuple(f"n{i}" for i in range(n)))
+    outputs = tuple(sorted(draw(st.sets(st.integers(0, n - 1), max_size=2))))  # kept to the end
+    return RematGraph(costs, sizes, tuple(preds), tuple(f"n{i}" for i in range(n)), outputs)
 
 
 def memory_of(graph: RematGraph, seq: list[int]) -> list[int]:
