@@ -415,3 +415,19 @@ def test_default_blocking_narrows_the_tile_when_it_pads_n_much_less():
     wide = fit_params(params, 1024, 1000, 1, 1024)  # pads 24 columns: keep the widest
     assert (wide.mr, wide.nr) == (params.mr, params.nr)
     assert fitted.mr * fitted.nr // lanes <= params.mr * params.nr // lanes  # registers
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_b_panels_pack_by_unit_stride_runs(dtype):
+    """B's N group is (n, p) with p unit-stride for a whole number of vectors but n far
+    apart: panels pack run by run through the offset table, and the runs past N's edge
+    (N = 5 runs: the last panel is part padding) read nothing."""
+    lanes = _lanes(dtype)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((30, 20)).astype(dtype)
+    b = rng.standard_normal((5, 20, lanes)).astype(dtype)
+    options = default_options().with_(gett="always")
+    kernel = tcc.compile("mk,nkp->mnp", a.shape, b.shape, dtype=dtype, options=options)
+    assert "for r " in kernel.ir() or " r " in kernel.ir()  # the run-by-run packing
+    np.testing.assert_allclose(kernel(a, b), np.einsum("mk,nkp->mnp", a, b), rtol=1e-4,
+                               atol=1e-4)
