@@ -215,3 +215,20 @@ def test_a_prune_pass_keeps_apart_two_deletions_of_one_node() -> None:
     accepted, waiting = R._prune_pass(s, ev, [4, 5])
     assert len(accepted) == 1 and len(waiting) == 1
     assert R.prune(graph, budget, seq, ev) == [0, 1, 2, 3, 0, 4]
+
+
+def test_prune_falls_back_to_one_deletion_when_a_pass_breaks_the_budget(monkeypatch) -> None:
+    """The pruning pass's safety net: were a pass to accept deletions that do not fit
+    together, only its first (checked exactly on its own) is applied."""
+    from tcc.passes.remat import repair as R
+
+    graph = RematGraph((1, 1, 1, 1, 1), (5, 1, 10, 1, 1), ((), (0,), (), (2,), (0,)),
+                       tuple("abcde"))
+    seq = [0, 1, 2, 3, 0, 0, 4]
+    budget = max(memory_of(graph, seq))
+    real = R._prune_pass
+    monkeypatch.setattr(R, "_prune_pass", lambda s, ev, pending: (
+        sorted(pending), []) if len(pending) == 2 else real(s, ev, pending))
+    pruned = R.prune(graph, budget, seq)
+    assert max(memory_of(graph, pruned)) <= budget
+    assert len(pruned) == len(seq) - 1

@@ -262,7 +262,7 @@ def _move(s: _Sequence, ev: _Evaluator, greedy: str, width: int, depth: int,
     # loses at most min(over, size) per compute, a chain costs at least ``u`` itself):
     # once the best move beats the bound, no later candidate can
     bound = (-key[ranked] * (1 + 1e-9)).tolist() if greedy == "ratio" else None
-    price_u = price[ranked].tolist()
+    price_u = price[ranked].tolist() if bound is not None else []
     cands = list(zip(copies[ranked].tolist(), before[ranked].tolist(),
                      after[ranked].tolist(), strict=True))
     level, served = depth, s.served(i)
@@ -398,7 +398,7 @@ def prune(graph: RematGraph, budget: int, seq: list[int],
         deleted = sorted(accepted)
         gone = set(deleted)
         trial = _Sequence(ev, [v for k, v in enumerate(s.seq) if k not in gone])
-        if trial.excess:  # never seen: keep the pass's first deletion alone (checked exactly)
+        if trial.excess:  # a safety net (never seen): keep only the first, checked exactly
             first = accepted[0]
             waiting = accepted[1:] + waiting
             deleted = [first]
