@@ -103,7 +103,9 @@ def run_case(torch, name: str, equation: str, sizes: dict[str, int], repeat: int
     t_tf32 = _time(torch, run_torch, repeat)
     torch.backends.cuda.matmul.allow_tf32 = False
     tflops = _flops(equation, sizes) / (t_tcc * 1e-3) / 1e12
-    return (f"{name:26s} tcc {t_tcc:9.3f} ms ({tflops:6.2f} TFLOP/s)  torch fp32 "
+    moved = (sum(t.numel() for t in tensors) + expected.numel()) * 4  # each tensor once
+    gbs = moved / (t_tcc * 1e-3) / 1e9
+    return (f"{name:26s} tcc {t_tcc:9.3f} ms ({tflops:6.2f} TFLOP/s, {gbs:6.0f} GB/s)  torch fp32 "
             f"{t_fp32:9.3f} ms  tf32 {t_tf32:9.3f} ms  tcc/fp32 {t_tcc / t_fp32:6.2f}x  "
             f"tcc/tf32 {t_tcc / t_tf32:6.2f}x  rel.err {error:.1e}")
 
@@ -115,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch = _need_gpu()
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    source = torch.empty(1 << 29, dtype=torch.float32, device="cuda").uniform_()
+    copy_ms = _time(torch, lambda: source.clone(), args.repeat)
+    print(f"ceiling: device-to-device copy {2 * source.numel() * 4 / (copy_ms * 1e-3) / 1e9:.0f} "
+          "GB/s (bytes read + written)", flush=True)
+    del source
     for name, equation, sizes in CASES:
         if args.quick and name in QUICK:
             continue
