@@ -241,7 +241,7 @@ class DeviceArray:
 
     @staticmethod
     def from_host(array: np.ndarray, dev: Device | None = None) -> DeviceArray:
-        host = np.ascontiguousarray(array)
+        host = np.ascontiguousarray(array).reshape(np.shape(array))  # keeps 0-d arrays 0-d
         result = DeviceArray(host.shape, host.dtype, dev=dev)
         if host.nbytes:
             check("cuMemcpyHtoD", driver().cuMemcpyHtoD(result.pointer, host.ctypes.data,
