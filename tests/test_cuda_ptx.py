@@ -101,8 +101,10 @@ def test_cli_emits_ptx(capsys) -> None:
     assert main(["compile", "ij->i", "-s", "i=5,j=7", "--emit", "ptx", "--dtype",
                  "float64"]) == 0
     assert ".entry" in capsys.readouterr().out
-    assert main(["compile", "ij->i", "-s", "i=5,j=7", "--target", "cuda"]) == 0
+    assert main(["compile", "ij->j", "-s", "i=5,j=7", "--target", "cuda"]) == 0
     assert "loops: grid" in capsys.readouterr().out
+    assert main(["compile", "ij->i", "-s", "i=5,j=7", "--target", "cuda", "--emit", "ptx"]) == 0
+    assert "shfl.sync.bfly" in capsys.readouterr().out
     assert main(["compile", "ij->i", "-s", "i=5,j=7", "--target", "cpu", "--emit",
                  "ptx"]) == 2
     assert "--emit ptx needs --target cuda" in capsys.readouterr().err

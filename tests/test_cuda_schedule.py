@@ -75,6 +75,11 @@ class _Block:
     def statement(self, stmt, mask: np.ndarray) -> None:
         if isinstance(stmt, G.Barrier):
             assert mask.all(), "a barrier under divergent control flow"
+        elif isinstance(stmt, G.WarpReduce):
+            assert mask.all(), "a warp shuffle under divergent control flow"
+            groups = self.locals[stmt.name].reshape(-1, stmt.lanes)
+            total = _BINARY[stmt.op].reduce(groups, axis=1).astype(groups.dtype)
+            self.locals[stmt.name] = np.repeat(total, stmt.lanes)
         elif isinstance(stmt, L.For):
             trips = np.full(self.threads, stmt.extent, np.int64)
             if stmt.bound is not None:
@@ -206,3 +211,61 @@ def test_schedule_is_plain_data() -> None:
     assert dict(gpu.schedule.bindings) == {"c": "x", "a": "y"}
     text = G.format_gpu_kernel(gpu)
     assert "allocate shared As" in text and "barrier" in text
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("ij->i", [(37, 300)]),  # rows of a block past the end: guarded
+    ("ij,ij,ij->i", [(9, 65)] * 3),  # a fused elementwise product, reduced
+    ("ij,j->i", [(5, 3), (3,)]),  # 4 lanes: a block smaller than a warp
+    ("abij,bj->ai", [(3, 4, 5, 70), (4, 70)]),  # serial reduction, blockIdx.y output
+    ("abcj->abc", [(2, 3, 4, 40)]),  # a serial output loop around the block
+    ("ij->", [(3, 100)]),  # everything into one element
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_warp_reduction_schedule(equation: str, shapes, dtype: str) -> None:
+    rng = np.random.default_rng(6)
+    arrays = [(rng.standard_normal(s) * 10).astype(dtype) for s in shapes]
+    program = program_for(equation, arrays, dtype)
+    (gpu,) = G.gpu_kernels(program)
+    assert gpu.schedule.template == "reduce", G.format_gpu_kernel(gpu)
+    np.testing.assert_allclose(run_program(program, arrays), np.einsum(equation, *arrays),
+                               **tolerance(dtype))
+
+
+@pytest.mark.parametrize("reduce,numpy_op", [("max", np.max), ("min", np.min)])
+def test_warp_reduction_of_max_and_min(reduce: str, numpy_op) -> None:
+    from tcc.ir import program as P
+
+    x = np.random.default_rng(7).standard_normal((20, 50)).astype(np.float32)
+    program = P.Program(
+        tensors=(P.Tensor("in0", (20, 50), "float32"), P.Tensor("out", (20,), "float32")),
+        inputs=("in0",), outputs=("out",),
+        statements=(P.Statement("out", ("i",), reduce, P.Read("in0", ("i", "j")), "float32"),),
+        index_sizes=(("i", 20), ("j", 50)))
+    (gpu,) = G.gpu_kernels(program)
+    assert gpu.schedule.template == "reduce"
+    assert f"warp_reduce acc ({reduce}) over 32 lanes" in G.format_gpu_kernel(gpu)
+    np.testing.assert_allclose(run_program(program, [x]), numpy_op(x, axis=1))
+
+
+def test_warp_reduction_printed() -> None:
+    x = np.ones((100, 300), np.float32)
+    (gpu,) = G.gpu_kernels(program_for("ij->i", [x], "float32"))
+    assert G.format_gpu_kernel(gpu).splitlines()[1:] == [
+        "  # reduce: grid (13, 1, 1), block (32, 8, 1), bindings {'a': 'x'}",
+        "  acc: float32 = 0.0",
+        "  for a.guard in 0..1 while < (-8*blockIdx.x - 1*threadIdx.y + 100):",
+        "    for b.pass in 0..10:",
+        "      for b.guard in 0..1 while < (-32*b.pass - 1*threadIdx.x + 300):",
+        "        acc = (acc +~ in0[32*b.pass + 2400*blockIdx.x + threadIdx.x + 300*threadIdx.y])",
+        "  warp_reduce acc (add) over 32 lanes",
+        "  for lane0 in 0..1 while < (-1*threadIdx.x + 1):",
+        "    for a.guard in 0..1 while < (-8*blockIdx.x - 1*threadIdx.y + 100):",
+        "      out[8*blockIdx.x + threadIdx.y] = acc",
+    ]
+
+
+def test_columns_keep_the_loop_schedule() -> None:
+    x = np.ones((100, 300), np.float32)
+    (gpu,) = G.gpu_kernels(program_for("ij->j", [x], "float32"))
+    assert gpu.schedule.template == "loops"

@@ -27,7 +27,7 @@ from tcc.codegen.llvm_cpu import _KernelRenderer, open_function
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
-from tcc.passes.schedule.gpu import Barrier, GpuKernel
+from tcc.passes.schedule.gpu import WARP, Barrier, GpuKernel, WarpReduce
 
 TRIPLE = "nvptx64-nvidia-cuda"
 GLOBAL, SHARED = 1, 3  # NVPTX address spaces
@@ -106,6 +106,8 @@ class _GpuRenderer(_KernelRenderer):
                  pointers: dict[str, ir.Value]) -> None:
         super().__init__(gpu.kernel, builder, entry, pointers, threads=1)
         self.shared = gpu.schedule.shared
+        threads = gpu.schedule.threads  # a block smaller than a warp shuffles among its own
+        self.warp_mask = (1 << min(threads, WARP)) - 1
 
     def read_special_registers(self) -> None:
         for var, intrinsic in SPECIAL_REGISTERS.items():
@@ -121,13 +123,41 @@ class _GpuRenderer(_KernelRenderer):
             raise TccError("the CUDA backend renders scalar code only (no vector lanes)")
         return super().scalar(expr)
 
-    def statement(self, stmt: L.Stmt | Barrier) -> None:
+    def statement(self, stmt: L.Stmt | Barrier | WarpReduce) -> None:
         if isinstance(stmt, Barrier):
             _call(self.builder, "llvm.nvvm.barrier0", ir.VoidType(), [])
+        elif isinstance(stmt, WarpReduce):
+            self.warp_reduce(stmt)
         elif isinstance(stmt, L.For) and stmt.kind == "parallel":
             raise TccError("parallel loops are bound to the grid on the GPU, not rendered")
         else:
             super().statement(stmt)  # type: ignore[arg-type]
+
+    def shuffle_xor(self, value: ir.Value, lane_mask: int) -> ir.Value:
+        """``value`` of the lane ``laneid ^ lane_mask`` (``shfl.sync.bfly``), any 32- or
+        64-bit type: 64-bit values move as two 32-bit halves."""
+        b, i32 = self.builder, S.I32
+        bits = value.type.width if isinstance(value.type, ir.IntType) else (
+            64 if isinstance(value.type, ir.DoubleType) else 32)
+        raw = value if isinstance(value.type, ir.IntType) else b.bitcast(value, ir.IntType(bits))
+        args = [ir.Constant(i32, self.warp_mask), None, ir.Constant(i32, lane_mask),
+                ir.Constant(i32, 0x1F)]
+        halves = [raw] if bits == 32 else [b.trunc(raw, i32), b.trunc(b.lshr(raw, ir.Constant(
+            raw.type, 32)), i32)]
+        moved = [_call(b, "llvm.nvvm.shfl.sync.bfly.i32", i32, [args[0], h, *args[2:]])
+                 for h in halves]
+        if bits == 64:
+            low, high = (b.zext(h, ir.IntType(64)) for h in moved)
+            moved = [b.or_(low, b.shl(high, ir.Constant(ir.IntType(64), 32)))]
+        return moved[0] if isinstance(value.type, ir.IntType) else b.bitcast(moved[0], value.type)
+
+    def warp_reduce(self, stmt: WarpReduce) -> None:
+        lane_mask = stmt.lanes // 2
+        while lane_mask:
+            mine = self.scalar(L.Local(stmt.name))
+            other = S.Value((self.shuffle_xor(mine.v, lane_mask),), mine.dtype)
+            self.store_local(stmt.name, S.binary(self.builder, stmt.op, mine, other, True))
+            lane_mask //= 2
 
     def allocate(self, stmt: L.Allocate) -> None:
         """A shared buffer is an ``addrspace(3)`` global of the module; any other local

@@ -68,11 +68,22 @@ class Barrier:
 
 
 @dataclass(frozen=True, slots=True)
+class WarpReduce:
+    """Combine the local ``name`` with ``op`` across each group of ``lanes`` consecutive
+    threads of a warp (butterfly shuffles); afterwards every lane of a group holds the
+    group's result. Every thread of the block runs it (no divergent guard around it)."""
+
+    name: str
+    op: str
+    lanes: int
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSchedule:
     """How a kernel runs on the GPU, as data: launch dims, index -> dimension bindings,
     shared-memory buffers, tile sizes and the template that produced it."""
 
-    template: str  # "loops" | "tiled"
+    template: str  # "loops" | "reduce" | "tiled"
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     bindings: tuple[tuple[str, str], ...] = ()  # (index, "x" | "y" | "z")
@@ -178,6 +189,116 @@ def loop_schedule(program: P.Program, stmt: P.Statement,
             body = (loop,)
     schedule = GpuSchedule("loops", (grid[0], grid[1], grid[2]), (block[0], block[1], block[2]),
                            tuple(bindings))
+    return GpuKernel(replace(kernel, body=body), schedule)
+
+
+# ---- the warp reduction schedule --------------------------------------------------------
+
+WARP = 32
+SHUFFLE_DTYPES = ("float32", "float64", "int32", "int64")
+SHUFFLE_OPS = ("add", "mul", "max", "min")
+
+
+def _reduction_nest(inner: tuple[L.Stmt, ...]):
+    """Split one output element's body into (declarations, the reduction loop nest as its
+    perfectly nested loops, what follows) with every accumulator's combine op, or None."""
+    loops = [k for k, stmt in enumerate(inner) if isinstance(stmt, L.For)]
+    if len(loops) != 1 or not all(isinstance(d, L.Declare) for d in inner[:loops[0]]):
+        return None
+    nest = [inner[loops[0]]]
+    while len(nest[-1].body) == 1 and isinstance(nest[-1].body[0], L.For):
+        nest.append(nest[-1].body[0])
+    ops = {}
+    for stmt in nest[-1].body:
+        value = getattr(stmt, "value", None)
+        if not (isinstance(stmt, L.Assign) and isinstance(value, L.Binary)
+                and value.left == L.Local(stmt.name) and value.op in SHUFFLE_OPS):
+            return None
+        ops[stmt.name] = value.op
+    if any(loop.bound is not None or loop.kind != "serial" for loop in nest):
+        return None
+    return inner[:loops[0]], nest, inner[loops[0] + 1:], ops
+
+
+def reduce_schedule(program: P.Program, stmt: P.Statement,
+                    layouts: Mapping[str, tuple[int, ...]], *, name: str) -> GpuKernel | None:
+    """Lanes of a warp share each output element's innermost reduction, or None.
+
+    For reductions along the unit-stride index (``ij->i``, ``ij,ij->i``, ``ij,j->i``), one
+    thread per output element reads a row each: uncoalesced. Here ``lanes`` threads (x)
+    split the innermost reduction loop (``r = threadIdx.x + lanes*r.pass``: consecutive
+    addresses across the warp), each block holds ``rows`` output elements (y) of the
+    innermost output index, the next output index is blockIdx.y and any others are serial
+    loops. The partial results meet through butterfly shuffles (:class:`WarpReduce`), and
+    lane 0 stores::
+
+        acc = 0
+        for r.pass in 0..ceil(R/lanes):  (row guarded)  acc += in[row, threadIdx.x + 32*r.pass]
+        warp_reduce acc (add) over 32 lanes
+        (lane 0, row guarded)  out[row] = acc
+    """
+    if stmt.dtype not in SHUFFLE_DTYPES:
+        return None
+    if program.dynamic and set(program.dynamic) & set(P.statement_indices(stmt)):
+        return None
+    sizes = program.sizes
+    live = [i for i in P.statement_indices(stmt) if sizes[i] != 1]
+    reduced = {i for i in P.reduced_indices(stmt) if sizes[i] != 1}
+    accesses = _Accesses(program, stmt, dict(layouts))
+    order = loop_order(accesses, tuple(live), reduced)
+
+    def unit_loads(index: str) -> int:
+        return sum(abs(c.get(index, 0)) == 1 for c in accesses.loads)
+
+    lane_index = max(reduced, key=lambda i: (unit_loads(i), i == order[-1]), default=None)
+    outputs = [i for i in order if i not in reduced]
+    if lane_index is None or unit_loads(lane_index) <= max(map(unit_loads, outputs), default=0):
+        return None  # reads are unit-stride along an output index: the loop schedule coalesces
+    order = [*outputs, *(i for i in order if i in reduced and i != lane_index), lane_index]
+    kernel = lower_statement(program, stmt, layouts=layouts, name=name, order=order)
+    chain = _output_chain(kernel.body, set(outputs))
+    split = _reduction_nest(chain[-1].body if chain else kernel.body)
+    if len(chain) != len(outputs) or split is None or split[1][-1].var != order[-1]:
+        return None
+    declarations, nest, after, ops = split
+    extent = nest[-1].extent
+    lanes = min(WARP, _pow2_at_least(extent))
+    inner_extent = chain[-1].extent if chain else 1
+    rows = min(MAX_THREADS // lanes, _pow2_at_least(inner_extent))
+    blocks = -(-inner_extent // rows)
+    outer_extent = chain[-2].extent if len(chain) > 1 else 1
+    if blocks > GRID_LIMITS["x"] or outer_extent > GRID_LIMITS["y"]:
+        return None
+    # lanes take the innermost reduction loop
+    r = nest[-1]
+    lane_index = Aff.var("threadIdx.x") + Aff.var(f"{r.var}.pass", lanes)
+    body = substitute(r.body, r.var, lane_index)
+    if extent % lanes:
+        body = (L.For(f"{r.var}.guard", 1, body, bound=extent - lane_index),)
+    reduction = _rebuild(nest[:-1], (L.For(f"{r.var}.pass", -(-extent // lanes), body),))
+    # rows of the block take the innermost output loop, blockIdx.y the next one
+    bindings: list[tuple[str, str]] = []
+    finish: tuple[L.Stmt, ...] = after
+    if chain:
+        row = Aff.var("blockIdx.x", rows) + Aff.var("threadIdx.y")
+        reduction, finish = (substitute(part, chain[-1].var, row) for part in (reduction, after))
+        if blocks * rows != inner_extent:
+            reduction, finish = ((L.For(f"{chain[-1].var}.guard", 1, part,
+                                        bound=inner_extent - row),)
+                                 for part in (reduction, finish))
+        bindings.append((chain[-1].var, "x"))
+    if len(chain) > 1:
+        outer = Aff.var("blockIdx.y")
+        declarations, reduction, finish = (substitute(part, chain[-2].var, outer)
+                                           for part in (declarations, reduction, finish))
+        bindings.append((chain[-2].var, "y"))
+    lane0 = L.For("lane0", 1, finish, bound=1 - Aff.var("threadIdx.x"))
+    shuffles = tuple(WarpReduce(acc, op, lanes) for acc, op in ops.items())
+    body = (*declarations, *reduction, *shuffles, lane0)
+    for loop in reversed(chain[:-2]):
+        body = (replace(loop, body=body),)
+    schedule = GpuSchedule("reduce", (blocks, outer_extent, 1), (lanes, rows, 1),
+                           tuple(bindings), tiles=(("lanes", lanes), ("rows", rows)))
     return GpuKernel(replace(kernel, body=body), schedule)
 
 
@@ -354,7 +475,8 @@ def gpu_kernel_for_statement(program: P.Program, stmt: P.Statement,
             kernel = tiled_schedule(program, stmt, layouts, name=name)
             if kernel is not None:
                 return kernel
-    return loop_schedule(program, stmt, layouts, name=name)
+    return (reduce_schedule(program, stmt, layouts, name=name)
+            or loop_schedule(program, stmt, layouts, name=name))
 
 
 def gpu_kernels(program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None, *,
@@ -373,6 +495,8 @@ def _format(stmt: L.Stmt | Barrier, depth: int, lines: list[str], shared: tuple[
     pad = "  " * depth
     if isinstance(stmt, Barrier):
         lines.append(f"{pad}barrier")
+    elif isinstance(stmt, WarpReduce):
+        lines.append(f"{pad}warp_reduce {stmt.name} ({stmt.op}) over {stmt.lanes} lanes")
     elif isinstance(stmt, L.For):
         bound = f" while < ({stmt.bound})" if stmt.bound is not None else ""
         lines.append(f"{pad}for {stmt.var} in 0..{stmt.extent}{bound}:")
