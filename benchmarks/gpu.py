@@ -2,8 +2,9 @@
 
     python benchmarks/gpu.py [--quick] [--repeat 10]
 
-Each measurement: warm-up calls, then ``--repeat`` timed calls with CUDA events around
-each, median reported (device time, operands and results already on the GPU). torch runs
+Each measurement: warm-up calls, then ``--repeat`` timings with CUDA events around ten
+back-to-back calls each, the median per call reported (operands and results on the GPU,
+launch overheads overlapping the work as in a program). torch runs
 twice, TF32 off and on (``torch.backends.cuda.matmul.allow_tf32``); tcc computes in plain
 fp32 (no tensor cores yet), so "vs fp32" is the fair ratio. Needs cuda-python, torch with
 CUDA and a GPU; exits 2 with a message otherwise. Prints ratios; never asserts timings.
@@ -46,8 +47,10 @@ def _need_gpu():
     return torch
 
 
-def _time(torch, fn, repeat: int, warmup: int = 3) -> float:
-    """Median device time of ``fn`` in milliseconds (CUDA events)."""
+def _time(torch, fn, repeat: int, warmup: int = 3, batch: int = 10) -> float:
+    """Median device time of one call of ``fn`` in milliseconds: CUDA events around
+    ``batch`` back-to-back calls (so launch overheads overlap the work, as in a program),
+    ``repeat`` times."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -55,11 +58,19 @@ def _time(torch, fn, repeat: int, warmup: int = 3) -> float:
     for _ in range(repeat):
         start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        fn()
+        for _ in range(batch):
+            fn()
         stop.record()
         stop.synchronize()
-        times.append(start.elapsed_time(stop))
+        times.append(start.elapsed_time(stop) / batch)
     return statistics.median(times)
+
+
+def _copy_bandwidth(torch, repeat: int) -> float:
+    """GB/s of a 2 GiB device-to-device copy, counting bytes read and written."""
+    source = torch.empty(1 << 29, dtype=torch.float32, device="cuda").uniform_()
+    milliseconds = _time(torch, source.clone, repeat)
+    return 2 * source.numel() * 4 / (milliseconds * 1e-3) / 1e9
 
 
 def _shapes(equation: str, sizes: dict[str, int]) -> list[tuple[int, ...]]:
@@ -117,11 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch = _need_gpu()
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    source = torch.empty(1 << 29, dtype=torch.float32, device="cuda").uniform_()
-    copy_ms = _time(torch, lambda: source.clone(), args.repeat)
-    print(f"ceiling: device-to-device copy {2 * source.numel() * 4 / (copy_ms * 1e-3) / 1e9:.0f} "
-          "GB/s (bytes read + written)", flush=True)
-    del source
+    print(f"ceiling: device-to-device copy {_copy_bandwidth(torch, args.repeat):.0f} GB/s "
+          "(bytes read + written)", flush=True)
     for name, equation, sizes in CASES:
         if args.quick and name in QUICK:
             continue

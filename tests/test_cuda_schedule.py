@@ -75,6 +75,9 @@ class _Block:
     def statement(self, stmt, mask: np.ndarray) -> None:
         if isinstance(stmt, G.Barrier):
             assert mask.all(), "a barrier under divergent control flow"
+        elif isinstance(stmt, G.IndexOf):
+            value = self.affine(stmt.source) // stmt.divisor
+            self.vars[stmt.var] = value if stmt.extent is None else value % stmt.extent
         elif isinstance(stmt, G.WarpReduce):
             assert mask.all(), "a warp shuffle under divergent control flow"
             groups = self.locals[stmt.name].reshape(-1, stmt.lanes)
@@ -269,3 +272,19 @@ def test_columns_keep_the_loop_schedule() -> None:
     x = np.ones((100, 300), np.float32)
     (gpu,) = G.gpu_kernels(program_for("ij->j", [x], "float32"))
     assert gpu.schedule.template == "loops"
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("abcde->edcba", [(2, 3, 4, 5, 6)]),
+    ("abcd,cd->abdc", [(3, 4, 5, 6), (5, 6)]),
+])
+def test_outer_output_loops_flattened_on_z(equation: str, shapes) -> None:
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    program = program_for(equation, arrays, "float64")
+    (gpu,) = G.gpu_kernels(program, tiled="never")
+    assert gpu.schedule.template == "loops" and gpu.schedule.bindings[-1][1] == "z"
+    threads = np.prod(gpu.schedule.grid) * gpu.schedule.threads
+    assert threads >= np.prod(shapes[0])  # every output element its thread: no serial loop
+    np.testing.assert_allclose(run_program(program, arrays, tiled="never"),
+                               np.einsum(equation, *arrays))

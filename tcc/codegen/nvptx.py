@@ -27,7 +27,7 @@ from tcc.codegen.llvm_cpu import _KernelRenderer, open_function
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
-from tcc.passes.schedule.gpu import WARP, Barrier, GpuKernel, WarpReduce
+from tcc.passes.schedule.gpu import WARP, Barrier, GpuKernel, IndexOf, WarpReduce
 
 TRIPLE = "nvptx64-nvidia-cuda"
 GLOBAL, SHARED = 1, 3  # NVPTX address spaces
@@ -123,11 +123,18 @@ class _GpuRenderer(_KernelRenderer):
             raise TccError("the CUDA backend renders scalar code only (no vector lanes)")
         return super().scalar(expr)
 
-    def statement(self, stmt: L.Stmt | Barrier | WarpReduce) -> None:
+    def statement(self, stmt: L.Stmt | Barrier | WarpReduce | IndexOf) -> None:
         if isinstance(stmt, Barrier):
             _call(self.builder, "llvm.nvvm.barrier0", ir.VoidType(), [])
         elif isinstance(stmt, WarpReduce):
             self.warp_reduce(stmt)
+        elif isinstance(stmt, IndexOf):
+            b, value = self.builder, self.offset(stmt.source)
+            if stmt.divisor > 1:
+                value = b.udiv(value, ir.Constant(S.I64, stmt.divisor))
+            if stmt.extent is not None:
+                value = b.urem(value, ir.Constant(S.I64, stmt.extent))
+            self.loop_vars[stmt.var] = value
         elif isinstance(stmt, L.For) and stmt.kind == "parallel":
             raise TccError("parallel loops are bound to the grid on the GPU, not rendered")
         else:

@@ -44,6 +44,7 @@ Tensor cores (mma/wmma for fp16/bf16/tf32) are not scheduled yet.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -52,8 +53,8 @@ from tcc.ir import loops as L
 from tcc.ir import program as P
 from tcc.ir.printer import format_scalar
 from tcc.passes.lower import _Accesses, loop_order, lower_statement
+from tcc.passes.schedule import nest
 from tcc.passes.schedule.gett import GettShape, analyze
-from tcc.passes.schedule.nest import substitute
 
 Aff = L.Affine
 DIMENSIONS = ("x", "y", "z")
@@ -65,6 +66,27 @@ TILED_MIN_FLOPS = 2 * 64**3  # below this the plain loop schedule is as good
 @dataclass(frozen=True, slots=True)
 class Barrier:
     """``__syncthreads()``: every thread of the block waits here (uniform control flow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOf:
+    """``var = (source // divisor) % extent`` (no modulus when ``extent`` is None): one
+    index of a flattened one, which the affine IR cannot say. ``var`` is defined for the
+    statements after this one in the same body; ``source`` is never negative."""
+
+    var: str
+    source: L.Affine
+    divisor: int = 1
+    extent: int | None = None
+
+
+def unflatten(flat: L.Affine, names: list[str], extents: list[int]) -> tuple[IndexOf, ...]:
+    """The indices ``names`` (outermost first) of the row-major position ``flat``."""
+    out, step = [], 1
+    for k in range(len(names) - 1, -1, -1):
+        out.append(IndexOf(names[k], flat, step, extents[k] if k else None))
+        step *= extents[k]
+    return tuple(reversed(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +130,24 @@ class GpuKernel:
     @property
     def name(self) -> str:
         return self.kernel.name
+
+
+def substitute(body: tuple, var: str, value: Aff) -> tuple:
+    """``nest.substitute`` through the GPU statements too."""
+    out: list = []
+    for stmt in body:
+        if isinstance(stmt, IndexOf):
+            out.append(replace(stmt, source=stmt.source.substitute(var, value)))
+        elif isinstance(stmt, Barrier | WarpReduce):
+            out.append(stmt)
+        elif isinstance(stmt, L.For):
+            bound = None if stmt.bound is None else stmt.bound.substitute(var, value)
+            out.append(replace(stmt, body=substitute(stmt.body, var, value), bound=bound))
+        elif isinstance(stmt, L.Allocate):
+            out.append(replace(stmt, body=substitute(stmt.body, var, value)))
+        else:
+            out.extend(nest.substitute((stmt,), var, value))
+    return tuple(out)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -167,13 +207,20 @@ def loop_schedule(program: P.Program, stmt: P.Statement,
     kernel = lower_statement(program, stmt, layouts=layouts, name=name, order=order)
     chain = _output_chain(kernel.body, set(live) - reduced)
     chain_inner = chain[-1].body if chain else kernel.body
+    heads: dict[str, tuple[IndexOf, ...]] = {}  # the indices a flattened loop stands for
+    if len(chain) > len(DIMENSIONS):  # the outer output loops as one, on z
+        outer, chain = chain[:-2], chain[-2:]
+        flat = "flat_" + "_".join(loop.var for loop in outer)
+        extents = [loop.extent for loop in outer]
+        heads[flat] = unflatten(Aff.var(flat), [loop.var for loop in outer], extents)
+        chain = [L.For(flat, math.prod(extents), ()), *chain]
     bindable = [k for k, loop in enumerate(chain) if loop.extent > 0][-3:]
     grid, block = [1, 1, 1], [1, 1, 1]
     bindings: list[tuple[str, str]] = []
     threads_left = MAX_THREADS
     body = chain_inner
     for depth in range(len(chain) - 1, -1, -1):
-        loop = replace(chain[depth], body=body)
+        loop = replace(chain[depth], body=heads.get(chain[depth].var, ()) + body)
         if depth in bindable:
             axis = len(bindings)
             dimension = DIMENSIONS[axis]
@@ -227,10 +274,9 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
     For reductions along the unit-stride index (``ij->i``, ``ij,ij->i``, ``ij,j->i``), one
     thread per output element reads a row each: uncoalesced. Here ``lanes`` threads (x)
     split the innermost reduction loop (``r = threadIdx.x + lanes*r.pass``: consecutive
-    addresses across the warp), each block holds ``rows`` output elements (y) of the
-    innermost output index, the next output index is blockIdx.y and any others are serial
-    loops. The partial results meet through butterfly shuffles (:class:`WarpReduce`), and
-    lane 0 stores::
+    addresses across the warp) and each block holds ``rows`` output elements (y) of the
+    output indices flattened row-major (:class:`IndexOf` splits them again). The partial
+    results meet through butterfly shuffles (:class:`WarpReduce`), and lane 0 stores::
 
         acc = 0
         for r.pass in 0..ceil(R/lanes):  (row guarded)  acc += in[row, threadIdx.x + 32*r.pass]
@@ -250,55 +296,50 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
     def unit_loads(index: str) -> int:
         return sum(abs(c.get(index, 0)) == 1 for c in accesses.loads)
 
-    lane_index = max(reduced, key=lambda i: (unit_loads(i), i == order[-1]), default=None)
+    split_index = max(reduced, key=lambda i: (unit_loads(i), i == order[-1]), default=None)
     outputs = [i for i in order if i not in reduced]
-    if lane_index is None or unit_loads(lane_index) <= max(map(unit_loads, outputs), default=0):
+    if split_index is None or unit_loads(split_index) <= max(map(unit_loads, outputs), default=0):
         return None  # reads are unit-stride along an output index: the loop schedule coalesces
-    order = [*outputs, *(i for i in order if i in reduced and i != lane_index), lane_index]
+    order = [*outputs, *(i for i in order if i in reduced and i != split_index), split_index]
     kernel = lower_statement(program, stmt, layouts=layouts, name=name, order=order)
     chain = _output_chain(kernel.body, set(outputs))
     split = _reduction_nest(chain[-1].body if chain else kernel.body)
     if len(chain) != len(outputs) or split is None or split[1][-1].var != order[-1]:
         return None
-    declarations, nest, after, ops = split
-    extent = nest[-1].extent
+    declarations, loops, after, ops = split
+    extent = loops[-1].extent
     lanes = min(WARP, _pow2_at_least(extent))
-    inner_extent = chain[-1].extent if chain else 1
-    rows = min(MAX_THREADS // lanes, _pow2_at_least(inner_extent))
-    blocks = -(-inner_extent // rows)
-    outer_extent = chain[-2].extent if len(chain) > 1 else 1
-    if blocks > GRID_LIMITS["x"] or outer_extent > GRID_LIMITS["y"]:
+    extents = [loop.extent for loop in chain]
+    total = math.prod(extents)
+    rows = min(MAX_THREADS // lanes, _pow2_at_least(total))
+    blocks = -(-total // rows)
+    if blocks > GRID_LIMITS["x"]:
         return None
     # lanes take the innermost reduction loop
-    r = nest[-1]
+    r = loops[-1]
     lane_index = Aff.var("threadIdx.x") + Aff.var(f"{r.var}.pass", lanes)
     body = substitute(r.body, r.var, lane_index)
     if extent % lanes:
         body = (L.For(f"{r.var}.guard", 1, body, bound=extent - lane_index),)
-    reduction = _rebuild(nest[:-1], (L.For(f"{r.var}.pass", -(-extent // lanes), body),))
-    # rows of the block take the innermost output loop, blockIdx.y the next one
-    bindings: list[tuple[str, str]] = []
+    reduction = _rebuild(loops[:-1], (L.For(f"{r.var}.pass", -(-extent // lanes), body),))
+    # rows of the block take the output elements (all output loops as one, row-major)
     finish: tuple[L.Stmt, ...] = after
-    if chain:
-        row = Aff.var("blockIdx.x", rows) + Aff.var("threadIdx.y")
-        reduction, finish = (substitute(part, chain[-1].var, row) for part in (reduction, after))
-        if blocks * rows != inner_extent:
-            reduction, finish = ((L.For(f"{chain[-1].var}.guard", 1, part,
-                                        bound=inner_extent - row),)
-                                 for part in (reduction, finish))
-        bindings.append((chain[-1].var, "x"))
-    if len(chain) > 1:
-        outer = Aff.var("blockIdx.y")
-        declarations, reduction, finish = (substitute(part, chain[-2].var, outer)
-                                           for part in (declarations, reduction, finish))
-        bindings.append((chain[-2].var, "y"))
+    head: tuple[IndexOf, ...] = ()
+    row = Aff.var("blockIdx.x", rows) + Aff.var("threadIdx.y")
+    if len(chain) == 1:
+        reduction, finish = (substitute(part, chain[0].var, row) for part in (reduction, after))
+    elif chain:
+        head = unflatten(row, [loop.var for loop in chain], extents)
+    if blocks * rows != total:
+        guard = "_".join(loop.var for loop in chain) + ".guard"
+        reduction, finish = ((L.For(guard, 1, part, bound=total - row),)
+                             for part in (reduction, finish))
     lane0 = L.For("lane0", 1, finish, bound=1 - Aff.var("threadIdx.x"))
     shuffles = tuple(WarpReduce(acc, op, lanes) for acc, op in ops.items())
-    body = (*declarations, *reduction, *shuffles, lane0)
-    for loop in reversed(chain[:-2]):
-        body = (replace(loop, body=body),)
-    schedule = GpuSchedule("reduce", (blocks, outer_extent, 1), (lanes, rows, 1),
-                           tuple(bindings), tiles=(("lanes", lanes), ("rows", rows)))
+    body = (*declarations, *head, *reduction, *shuffles, lane0)
+    bindings = (("_".join(loop.var for loop in chain), "x"),) if chain else ()
+    schedule = GpuSchedule("reduce", (blocks, 1, 1), (lanes, rows, 1), bindings,
+                           tiles=(("lanes", lanes), ("rows", rows)))
     return GpuKernel(replace(kernel, body=body), schedule)
 
 
@@ -497,6 +538,11 @@ def _format(stmt: L.Stmt | Barrier, depth: int, lines: list[str], shared: tuple[
         lines.append(f"{pad}barrier")
     elif isinstance(stmt, WarpReduce):
         lines.append(f"{pad}warp_reduce {stmt.name} ({stmt.op}) over {stmt.lanes} lanes")
+    elif isinstance(stmt, IndexOf):
+        value = f"({stmt.source}) // {stmt.divisor}" if stmt.divisor > 1 else f"{stmt.source}"
+        if stmt.extent is not None:
+            value = f"({value}) % {stmt.extent}"
+        lines.append(f"{pad}{stmt.var} = {value}")
     elif isinstance(stmt, L.For):
         bound = f" while < ({stmt.bound})" if stmt.bound is not None else ""
         lines.append(f"{pad}for {stmt.var} in 0..{stmt.extent}{bound}:")
