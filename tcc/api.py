@@ -52,6 +52,7 @@ def einsum(
     memory_limit: int | str | None = None,
     options: Options | None = None,
     device: str | None = None,
+    precision: str = "exact",
 ) -> np.ndarray:
     """Evaluate an einsum with compiled code; ``numpy.einsum``'s signature and semantics.
 
@@ -59,12 +60,16 @@ def einsum(
     'greedy', 'optimal', or an explicit path) and tcc's ('auto', the default). Results equal
     numpy's up to floating-point rounding; 0-d results come back as numpy scalars.
     ``device='cuda'`` (implied by operands with ``__cuda_array_interface__``) runs on the GPU:
-    numpy operands are copied in and out, device operands stay there.
+    numpy operands are copied in and out, device operands stay there; ``precision='tf32'``
+    lets float32 contractions there use the tensor cores (the CPU computes exactly).
     """
     if not operands:
         raise OperandError("einsum needs subscripts and at least one operand")
-    if device is not None and device != "cpu":
-        return _einsum_cuda(operands, out, dtype, optimize, memory_limit, device)
+    if precision not in ("exact", "tf32"):
+        raise OperandError(f"precision must be 'exact' or 'tf32', not {precision!r}")
+    if device is not None and device != "cpu" or precision != "exact" and any(
+            _on_device(a) for a in operands[1:]):
+        return _einsum_cuda(operands, out, dtype, optimize, memory_limit, device, precision)
     subscripts = operands[0]
     rest = operands[1:]
     key = None
@@ -92,7 +97,8 @@ _cuda_kernels: dict[tuple, Kernel] = {}
 
 
 def _einsum_cuda(operands: tuple, out: object, dtype: object, optimize: object,
-                 memory_limit: int | str | None, device: str | None) -> object:
+                 memory_limit: int | str | None, device: str | None,
+                 precision: str = "exact") -> object:
     """``einsum`` on the GPU: one cached ``Kernel(target='cuda')`` per signature."""
     if device not in (None, "cuda"):
         raise OperandError(f"device must be 'cpu' or 'cuda', not {device!r}")
@@ -105,11 +111,13 @@ def _einsum_cuda(operands: tuple, out: object, dtype: object, optimize: object,
     signature = [DeviceView.of(a) if _on_device(a) else np.asarray(a) for a in rest]
     shapes = [tuple(a.shape) for a in signature]
     dtypes = [np.dtype(a.dtype).name for a in signature]
-    key = (subscripts, tuple(shapes), tuple(dtypes), optimize_key(optimize), memory_limit)
+    key = (subscripts, tuple(shapes), tuple(dtypes), optimize_key(optimize), memory_limit,
+           precision)
     kernel = _cuda_kernels.get(key)
     if kernel is None:
         kernel = _cuda_kernels[key] = Kernel(subscripts, shapes, dtypes, optimize=optimize,
-                                             memory_limit=memory_limit, target="cuda")
+                                             memory_limit=memory_limit, target="cuda",
+                                             precision=precision)
     return kernel(*rest)
 
 
@@ -210,6 +218,7 @@ def compile(  # noqa: A001 (the public name users expect)
     memory_budget: int | str | None = None,
     remat_time_limit: float = 10.0,
     order: str = "K",
+    precision: str = "exact",
 ) -> Kernel:
     """Compile ``subscripts`` for operands of the given shapes and dtype(s).
 
@@ -227,7 +236,8 @@ def compile(  # noqa: A001 (the public name users expect)
     writes fastest (possibly a transposed view), "C" row-major, "F" column-major.
     ``target='cuda'``: compile for the GPU (PTX, loaded with cuda-python); without a usable
     GPU this raises BackendUnavailableError unless ``load=False``, which keeps only the IR
-    and PTX (``kernel.ptx()``).
+    and PTX (``kernel.ptx()``). ``precision='tf32'`` lets float32 contractions on the GPU
+    use the tensor cores (inputs rounded to tf32; float32 accumulation).
     """
     if isinstance(subscripts, P.Program):
         from tcc.programs import compile_program
@@ -248,4 +258,5 @@ def compile(  # noqa: A001 (the public name users expect)
         dtype_of(d)
     return Kernel(subscripts, [tuple(s) for s in shapes], [np.dtype(d).name for d in dtypes],
                   optimize=optimize, memory_limit=memory_limit, options=options,
-                  tuning=tuning, dynamic=dynamic, target=target, load=load, order=order)
+                  tuning=tuning, dynamic=dynamic, target=target, load=load, order=order,
+                  precision=precision)

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "ptx: PTX for the GPU (implies --target cuda)")
     compile_.add_argument("--target", choices=TARGETS, default=None,
                           help="cpu (default) or cuda (GPU code; printing it needs no GPU)")
+    compile_.add_argument("--precision", choices=("exact", "tf32"), default="exact",
+                          help="tf32: float32 contractions on the GPU's tensor cores (inputs "
+                          "rounded to tf32); exact (default) keeps float32")
     compile_.add_argument("-o", "--output", metavar="FILE",
                           help="write to FILE instead of standard output ('-' for stdout)")
     compile_.set_defaults(handler=_compile)
@@ -252,7 +255,7 @@ def _compile(args: argparse.Namespace) -> int:
         raise _UsageError("--emit llvm-opt is for --target cpu; use llvm or ptx")
     started = time.perf_counter()
     kernel = tcc.compile(args.equation, *shapes, dtype=dtype, optimize=optimize,
-                         target=target, load=False)
+                         target=target, load=False, precision=args.precision)
     if args.verbose:
         _say(args, f"compiled {kernel!r} in {time.perf_counter() - started:.3f} s")
     text = {

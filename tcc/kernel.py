@@ -39,6 +39,8 @@ class Kernel:
     ``order``: the result's layout, as numpy.einsum's: "K" (the default) lets tcc choose
     the one its kernel writes fastest (a transposed view, as numpy and opt_einsum return
     for permuted outputs), "C" row-major, "F" column-major.
+    ``precision='tf32'`` lets float32 contractions on the GPU use the tensor cores (inputs
+    rounded to tf32, 10 mantissa bits; float32 accumulation); the CPU computes exactly.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Kernel:
         target: str = "cpu",
         load: bool = True,
         order: str = "K",
+        precision: str = "exact",
     ) -> None:
         if order not in ORDERS:
             raise OperandError(f"order must be one of {ORDERS}, not {order!r}")
@@ -63,7 +66,9 @@ class Kernel:
             raise OperandError(f"target must be 'cpu' or 'cuda', not {target!r}")
         if target == "cuda" and dynamic:
             raise OperandError("target='cuda' does not support dynamic sizes yet")
-        self.target = target
+        if precision not in ("exact", "tf32"):
+            raise OperandError(f"precision must be 'exact' or 'tf32', not {precision!r}")
+        self.target, self.precision = target, precision
         tuning = tuning and target == "cpu"
         self.subscripts = subscripts
         self.shapes = tuple(tuple(int(x) for x in s) for s in shapes)
@@ -88,7 +93,7 @@ class Kernel:
             program = einsum_program(self.parsed, self.shapes, [d.name for d in self.dtypes],
                                      self.compute_dtype, self.compute_dtype,
                                      self.path.path if self.path else None)
-            self._cuda = CudaEinsum(program, load=load)
+            self._cuda = CudaEinsum(program, load=load, precision=precision)
             return
         self._variants: dict[tuple, EinsumPlan] = {}
         self._default = self._variant(examples)

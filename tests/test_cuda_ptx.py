@@ -139,3 +139,16 @@ def test_bad_target_and_device() -> None:
         tcc.compile("bi->b", (3, 4), target="cuda", load=False, dynamic=["b"])
     with pytest.raises(tcc.TccError, match="target='cuda'"):
         tcc.compile("ij->i", (3, 4)).ptx()
+
+
+def test_tensor_core_ptx() -> None:
+    kernel = tcc.compile("ik,kj->ij", (512, 256), (256, 384), dtype="float32", target="cuda",
+                         load=False, precision="tf32")
+    ptx = kernel.ptx()
+    assert "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in ptx
+    assert "cvt.rna.tf32.f32" in ptx and "bar.sync" in ptx
+    exact = tcc.compile("ik,kj->ij", (512, 256), (256, 384), dtype="float32", target="cuda",
+                        load=False)
+    assert "mma" not in exact.ptx()
+    with pytest.raises(TccError, match="precision must be"):
+        tcc.compile("ik,kj->ij", (2, 2), (2, 2), precision="fp8")

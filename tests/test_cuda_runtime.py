@@ -121,3 +121,36 @@ def test_allocator_reuses_blocks() -> None:
     del first
     second = DeviceArray((1000,), np.float32)
     assert second.pointer == pointer
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("ik,kj->ij", [(1000, 300), (300, 520)]),
+    ("ki,jk->ij", [(260, 129), (200, 260)]),
+    ("abcd,dbef->aecf", [(8, 6, 20, 12), (12, 6, 9, 30)]),
+    ("bij,bjk->bik", [(5, 130, 72), (5, 72, 140)]),
+])
+def test_tensor_cores_tf32(equation: str, shapes) -> None:
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    kernel = tcc.compile(equation, *shapes, dtype="float32", target="cuda", precision="tf32")
+    assert "mma.sync" in kernel.ptx()
+    expected = np.einsum(equation, *[a.astype(np.float64) for a in arrays])
+    result = kernel(*arrays)
+    error = np.linalg.norm(result - expected) / np.linalg.norm(expected)
+    assert error < 2e-3, error  # tf32 inputs: about 3e-4
+    exact = tcc.einsum(equation, *arrays, device="cuda")
+    np.testing.assert_allclose(exact, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("ij->i", [(1000, 700)]), ("ij,ij,ij->i", [(300, 1031)] * 3), ("ij,j->i", [(77, 5)]),
+    ("abcj->abc", [(3, 5, 7, 300)]),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_warp_reductions_on_gpu(equation: str, shapes, dtype: str) -> None:
+    rng = np.random.default_rng(7)
+    arrays = [(rng.standard_normal(s) * 10).astype(dtype) for s in shapes]
+    kernel = tcc.compile(equation, *shapes, dtype=dtype, target="cuda")
+    assert "shfl.sync.bfly" in kernel.ptx()
+    np.testing.assert_allclose(kernel(*arrays), np.einsum(equation, *arrays),
+                               **tolerance(dtype))

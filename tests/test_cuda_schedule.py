@@ -66,6 +66,31 @@ class _Block:
                             self.scalar(e.if_false, mask))
         raise TypeError(e)
 
+    def mma(self, stmt, mask: np.ndarray) -> None:
+        """Each warp's m16n8k8 product from its lanes' fragments (``gpu_ir.Mma``), on
+        inputs rounded to tf32 as the tensor cores round them."""
+        def tf32(x: np.ndarray) -> np.ndarray:
+            bits = x.astype(np.float32).view(np.uint32)
+            return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+        lane = np.arange(32)
+        g, t = lane // 4, lane % 4
+        warps = self.threads // 32
+        a = [tf32(self.scalar(x, mask)).reshape(warps, 32) for x in stmt.a]
+        b = [tf32(self.scalar(x, mask)).reshape(warps, 32) for x in stmt.b]
+        c = [self.locals[name].reshape(warps, 32) for name in stmt.acc]
+        A, B, C = np.zeros((warps, 16, 8)), np.zeros((warps, 8, 8)), np.zeros((warps, 16, 8))
+        for value, rows, cols in ((a[0], g, t), (a[1], g + 8, t), (a[2], g, t + 4),
+                                  (a[3], g + 8, t + 4)):
+            A[:, rows, cols] = value
+        B[:, t, g], B[:, t + 4, g] = b
+        spots = ((g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1))
+        for value, (rows, cols) in zip(c, spots, strict=True):
+            C[:, rows, cols] = value
+        D = A @ B + C
+        for name, (rows, cols) in zip(stmt.acc, spots, strict=True):
+            self.locals[name] = D[:, rows, cols].reshape(-1).astype(np.float32)
+
     def run(self, body, mask: np.ndarray) -> None:
         for stmt in body:
             if not mask.any():
@@ -75,6 +100,9 @@ class _Block:
     def statement(self, stmt, mask: np.ndarray) -> None:
         if isinstance(stmt, G.Barrier):
             assert mask.all(), "a barrier under divergent control flow"
+        elif isinstance(stmt, G.Mma):
+            assert mask.all(), "a tensor-core product under divergent control flow"
+            self.mma(stmt, mask)
         elif isinstance(stmt, G.IndexOf):
             value = self.affine(stmt.source) // stmt.divisor
             self.vars[stmt.var] = value if stmt.extent is None else value % stmt.extent
@@ -124,7 +152,8 @@ def emulate(gpu: G.GpuKernel, buffers: dict[str, np.ndarray]) -> None:
         block.run(gpu.kernel.body, np.ones(threads, bool))
 
 
-def run_program(program, arrays: list[np.ndarray], layouts=None, tiled: str = "auto"):
+def run_program(program, arrays: list[np.ndarray], layouts=None, tiled: str = "auto",
+                precision: str = "exact"):
     """Every kernel in order on flat copies of ``arrays`` (C order unless ``layouts``)."""
     buffers = {}
     for k, array in enumerate(arrays):
@@ -133,7 +162,7 @@ def run_program(program, arrays: list[np.ndarray], layouts=None, tiled: str = "a
     for tensor in program.tensors:
         if tensor.name not in buffers:
             buffers[tensor.name] = np.zeros(max(int(np.prod(tensor.shape)), 1), tensor.dtype)
-    for gpu in G.gpu_kernels(program, layouts, tiled=tiled):
+    for gpu in G.gpu_kernels(program, layouts, tiled=tiled, precision=precision):
         emulate(gpu, buffers)
     out = program.tensor("out")
     return buffers["out"][: int(np.prod(out.shape))].reshape(out.shape)
@@ -288,3 +317,30 @@ def test_outer_output_loops_flattened_on_z(equation: str, shapes) -> None:
     assert threads >= np.prod(shapes[0])  # every output element its thread: no serial loop
     np.testing.assert_allclose(run_program(program, arrays, tiled="never"),
                                np.einsum(equation, *arrays))
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("ik,kj->ij", [(130, 70), (70, 136)]),  # ragged M, N and K tiles
+    ("ki,jk->ij", [(40, 129), (8, 40)]),  # A and B read along M and N
+    ("abcd,dbef->aecf", [(3, 4, 5, 6), (6, 4, 3, 2)]),  # permuted 4-D: flattened groups
+    ("bij,bjk->bik", [(3, 20, 9), (3, 9, 17)]),  # batch on blockIdx.z
+])
+def test_tensor_core_schedule_emulated(equation: str, shapes) -> None:
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    program = program_for(equation, arrays, "float32", optimize=False)
+    (gpu,) = G.gpu_kernels(program, tiled="always", precision="tf32")
+    assert gpu.schedule.template == "mma" and gpu.schedule.block == (32, 4, 2)
+    expected = np.einsum(equation, *[a.astype(np.float64) for a in arrays])
+    result = run_program(program, arrays, tiled="always", precision="tf32")
+    error = np.linalg.norm(result - expected) / np.linalg.norm(expected)
+    assert error < 2e-3, error  # tf32 inputs: about 3e-4 expected
+
+
+def test_exact_precision_never_uses_tensor_cores() -> None:
+    a = np.ones((256, 256), np.float32)
+    program = program_for("ik,kj->ij", [a, a], "float32")
+    assert G.gpu_kernels(program)[0].schedule.template == "tiled"
+    assert G.gpu_kernels(program, precision="tf32")[0].schedule.template == "mma"
+    with pytest.raises(Exception, match="precision must be one of"):
+        G.gpu_kernels(program, precision="bf16")

@@ -27,7 +27,7 @@ from tcc.codegen.llvm_cpu import _KernelRenderer, open_function
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
-from tcc.passes.schedule.gpu import WARP, Barrier, GpuKernel, IndexOf, WarpReduce
+from tcc.passes.schedule.gpu import WARP, Barrier, GpuKernel, IndexOf, Mma, WarpReduce
 
 TRIPLE = "nvptx64-nvidia-cuda"
 GLOBAL, SHARED = 1, 3  # NVPTX address spaces
@@ -123,11 +123,13 @@ class _GpuRenderer(_KernelRenderer):
             raise TccError("the CUDA backend renders scalar code only (no vector lanes)")
         return super().scalar(expr)
 
-    def statement(self, stmt: L.Stmt | Barrier | WarpReduce | IndexOf) -> None:
+    def statement(self, stmt: L.Stmt | Barrier | WarpReduce | IndexOf | Mma) -> None:
         if isinstance(stmt, Barrier):
             _call(self.builder, "llvm.nvvm.barrier0", ir.VoidType(), [])
         elif isinstance(stmt, WarpReduce):
             self.warp_reduce(stmt)
+        elif isinstance(stmt, Mma):
+            self.mma(stmt)
         elif isinstance(stmt, IndexOf):
             b, value = self.builder, self.offset(stmt.source)
             if stmt.divisor > 1:
@@ -157,6 +159,18 @@ class _GpuRenderer(_KernelRenderer):
             low, high = (b.zext(h, ir.IntType(64)) for h in moved)
             moved = [b.or_(low, b.shl(high, ir.Constant(ir.IntType(64), 32)))]
         return moved[0] if isinstance(value.type, ir.IntType) else b.bitcast(moved[0], value.type)
+
+    def mma(self, stmt: Mma) -> None:
+        """``mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32``, inputs rounded to tf32
+        (``cvt.rna.tf32.f32``)."""
+        b, f32 = self.builder, ir.FloatType()
+        inputs = [_call(b, "llvm.nvvm.f2tf32.rna", S.I32, [self.scalar(x).v])
+                  for x in (*stmt.a, *stmt.b)]
+        accumulators = [self.scalar(L.Local(name)).v for name in stmt.acc]
+        result = _call(b, "llvm.nvvm.mma.m16n8k8.row.col.tf32", ir.LiteralStructType([f32] * 4),
+                       [*inputs, *accumulators])
+        for k, name in enumerate(stmt.acc):
+            self.store_local(name, S.Value((b.extract_value(result, k),), "float32"))
 
     def warp_reduce(self, stmt: WarpReduce) -> None:
         lane_mask = stmt.lanes // 2

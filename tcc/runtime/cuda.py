@@ -96,9 +96,12 @@ class RenderedCuda:
 
 def render_cuda_program(program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None,
                         *, target: GpuTarget = GpuTarget(), tiled: str = "auto",
+                        precision: str = "exact",
                         name: str = "tcc_cuda", opt_level: int = 3) -> RenderedCuda:
     """Schedule every statement for the GPU, render one module, compile it to PTX."""
-    kernels = gpu_kernels(program, layouts, name=name, tiled=tiled)
+    if int(target.arch.removeprefix("sm_")) < 80:
+        precision = "exact"  # no tf32 tensor cores before sm_80: tf32 allows, never demands
+    kernels = gpu_kernels(program, layouts, name=name, tiled=tiled, precision=precision)
     module = nvptx.render_module(kernels, name)
     text = str(module)
     calls = tuple((k.name, tuple(b.name for b in k.kernel.buffers)) for k in kernels)
@@ -308,10 +311,11 @@ class CudaProgram:
     """A program compiled to PTX and loaded on a device; runs on device pointers."""
 
     def __init__(self, program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None,
-                 *, tiled: str = "auto", dev: Device | None = None) -> None:
+                 *, tiled: str = "auto", precision: str = "exact",
+                 dev: Device | None = None) -> None:
         self.device = dev or device()
         self.rendered = render_cuda_program(program, layouts, target=self.device.target,
-                                            tiled=tiled)
+                                            tiled=tiled, precision=precision)
         self.program = program
         cu = driver()
         self.device.make_current()
@@ -357,9 +361,10 @@ class CudaEinsum:
     device and the result is a :class:`DeviceArray`. With ``load=False`` nothing touches
     a GPU: only the IR and PTX are available."""
 
-    def __init__(self, program: P.Program, *, load: bool = True, tiled: str = "auto"):
+    def __init__(self, program: P.Program, *, load: bool = True, tiled: str = "auto",
+                 precision: str = "exact"):
         self.program = program
-        self.tiled = tiled
+        self.tiled, self.precision = tiled, precision
         self.inputs = [program.tensor(name) for name in program.inputs]
         self.output = program.tensor(program.outputs[0])
         self._variants: dict[tuple, CudaProgram] = {}
@@ -372,7 +377,7 @@ class CudaEinsum:
         if self._rendered is None:
             target = device().target if cuda_available() else GpuTarget()
             self._rendered = render_cuda_program(self.program, {}, target=target,
-                                                 tiled=self.tiled)
+                                                 tiled=self.tiled, precision=self.precision)
         return self._rendered
 
     def _operand(self, k: int, operand: object, keep: list) -> DeviceView:
@@ -404,7 +409,8 @@ class CudaEinsum:
         key = tuple(v.strides for v in views)
         variant = self._variants.get(key)
         if variant is None:
-            variant = self._variants[key] = CudaProgram(self.program, layouts, tiled=self.tiled)
+            variant = self._variants[key] = CudaProgram(self.program, layouts, tiled=self.tiled,
+                                                        precision=self.precision)
         pointers = {f"in{k}": v.pointer for k, v in enumerate(views)}
         pointers[self.output.name] = result.pointer
         variant.run(pointers)

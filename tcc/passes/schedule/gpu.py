@@ -55,49 +55,13 @@ from tcc.ir.printer import format_scalar
 from tcc.passes.lower import _Accesses, loop_order, lower_statement
 from tcc.passes.schedule import nest
 from tcc.passes.schedule.gett import GettShape, analyze
+from tcc.passes.schedule.gpu_ir import Barrier, IndexOf, Mma, WarpReduce, unflatten
 
 Aff = L.Affine
 DIMENSIONS = ("x", "y", "z")
 GRID_LIMITS = {"x": (1 << 31) - 1, "y": 65535, "z": 65535}
 MAX_THREADS = 256
 TILED_MIN_FLOPS = 2 * 64**3  # below this the plain loop schedule is as good
-
-
-@dataclass(frozen=True, slots=True)
-class Barrier:
-    """``__syncthreads()``: every thread of the block waits here (uniform control flow)."""
-
-
-@dataclass(frozen=True, slots=True)
-class IndexOf:
-    """``var = (source // divisor) % extent`` (no modulus when ``extent`` is None): one
-    index of a flattened one, which the affine IR cannot say. ``var`` is defined for the
-    statements after this one in the same body; ``source`` is never negative."""
-
-    var: str
-    source: L.Affine
-    divisor: int = 1
-    extent: int | None = None
-
-
-def unflatten(flat: L.Affine, names: list[str], extents: list[int]) -> tuple[IndexOf, ...]:
-    """The indices ``names`` (outermost first) of the row-major position ``flat``."""
-    out, step = [], 1
-    for k in range(len(names) - 1, -1, -1):
-        out.append(IndexOf(names[k], flat, step, extents[k] if k else None))
-        step *= extents[k]
-    return tuple(reversed(out))
-
-
-@dataclass(frozen=True, slots=True)
-class WarpReduce:
-    """Combine the local ``name`` with ``op`` across each group of ``lanes`` consecutive
-    threads of a warp (butterfly shuffles); afterwards every lane of a group holds the
-    group's result. Every thread of the block runs it (no divergent guard around it)."""
-
-    name: str
-    op: str
-    lanes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +102,7 @@ def substitute(body: tuple, var: str, value: Aff) -> tuple:
     for stmt in body:
         if isinstance(stmt, IndexOf):
             out.append(replace(stmt, source=stmt.source.substitute(var, value)))
-        elif isinstance(stmt, Barrier | WarpReduce):
+        elif isinstance(stmt, Barrier | WarpReduce | Mma):
             out.append(stmt)
         elif isinstance(stmt, L.For):
             bound = None if stmt.bound is None else stmt.bound.substitute(var, value)
@@ -505,12 +469,22 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
 
 def gpu_kernel_for_statement(program: P.Program, stmt: P.Statement,
                              layouts: Mapping[str, tuple[int, ...]], *, name: str,
-                             tiled: str = "auto") -> GpuKernel:
+                             tiled: str = "auto", precision: str = "exact") -> GpuKernel:
     """``tiled``: 'auto' (tile contractions of at least TILED_MIN_FLOPS), 'always' (tile
-    every contraction the template accepts) or 'never'."""
+    every contraction the template accepts) or 'never'. ``precision='tf32'`` lets float32
+    contractions run on the tensor cores (``gpu_mma``); 'exact' keeps float32 throughout."""
+    from tcc.passes.schedule.gpu_mma import MMA_MIN_FLOPS, PRECISIONS, mma_schedule
+
     if tiled not in ("auto", "always", "never"):
         raise ScheduleError(f"tiled must be 'auto', 'always' or 'never', not {tiled!r}")
+    if precision not in PRECISIONS:
+        raise ScheduleError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if tiled != "never":
+        if precision == "tf32":
+            kernel = mma_schedule(program, stmt, layouts, name=name,
+                                  min_flops=0 if tiled == "always" else MMA_MIN_FLOPS)
+            if kernel is not None:
+                return kernel
         shape = analyze(program, stmt, layouts)
         if shape is not None and (tiled == "always" or shape.flops >= TILED_MIN_FLOPS):
             kernel = tiled_schedule(program, stmt, layouts, name=name)
@@ -521,11 +495,12 @@ def gpu_kernel_for_statement(program: P.Program, stmt: P.Statement,
 
 
 def gpu_kernels(program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None, *,
-                name: str = "kernel", tiled: str = "auto") -> tuple[GpuKernel, ...]:
+                name: str = "kernel", tiled: str = "auto",
+                precision: str = "exact") -> tuple[GpuKernel, ...]:
     """One GPU kernel per statement, in program order."""
     layouts = dict(layouts or {})
     return tuple(gpu_kernel_for_statement(program, stmt, layouts, name=f"{name}_k{k}",
-                                          tiled=tiled)
+                                          tiled=tiled, precision=precision)
                  for k, stmt in enumerate(program.statements))
 
 
@@ -538,6 +513,9 @@ def _format(stmt: L.Stmt | Barrier, depth: int, lines: list[str], shared: tuple[
         lines.append(f"{pad}barrier")
     elif isinstance(stmt, WarpReduce):
         lines.append(f"{pad}warp_reduce {stmt.name} ({stmt.op}) over {stmt.lanes} lanes")
+    elif isinstance(stmt, Mma):
+        args = ", ".join(format_scalar(x) for x in (*stmt.a, *stmt.b))
+        lines.append(f"{pad}{', '.join(stmt.acc)} += mma.m16n8k8.tf32({args})")
     elif isinstance(stmt, IndexOf):
         value = f"({stmt.source}) // {stmt.divisor}" if stmt.divisor > 1 else f"{stmt.source}"
         if stmt.extent is not None:

@@ -1,0 +1,66 @@
+"""A pairwise contraction seen by the GPU as one GEMM over flattened index groups.
+
+``gett.analyze`` splits a contraction's indices into batch, M, N and K groups. The GPU
+templates tile one flattened position per group (``m`` in ``0..prod(M sizes)`` and so
+on): each group is ordered row-major with its smallest-stride index innermost, so
+consecutive positions are consecutive addresses wherever the tensors allow, and a tensor
+address is rebuilt from the group's digits (:class:`~tcc.passes.schedule.gpu.IndexOf`):
+
+    m = 64*blockIdx.y + row           (M = (e, f), sizes 8 x 16)
+    e = m // 16 ; f = m % 16          A[... + 16*e + f] ...
+
+A one-index group needs no digits: its position is the index itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from tcc.ir import loops as L
+from tcc.passes.schedule.gett import GettShape
+from tcc.passes.schedule.gpu_ir import unflatten
+
+Aff = L.Affine
+
+
+class FlatGett:
+    """Flattened groups and tensor addresses of one GETT shape."""
+
+    def __init__(self, shape: GettShape) -> None:
+        self.s = shape
+
+        def order(group: tuple[str, ...], tensors: tuple[str, ...]) -> tuple[str, ...]:
+            stride = {i: sum(abs(shape.coefs[t].get(i, 0)) for t in tensors) for i in group}
+            return tuple(sorted(group, key=lambda i: -stride[i]))
+
+        self.m = order(shape.m, (shape.a, shape.c))
+        self.n = order(shape.n, (shape.b, shape.c))
+        self.k = order(shape.k, (shape.a, shape.b))
+        self.batch = order(shape.batch, (shape.a, shape.b, shape.c))
+
+    def extent(self, group: Iterable[str]) -> int:
+        return math.prod(self.s.sizes[i] for i in group)
+
+    def split(self, group: tuple[str, ...], flat: Aff, tag: str) -> tuple[tuple, dict[str, Aff]]:
+        """The statements defining ``group``'s indices at position ``flat`` (their names
+        end in ``tag``), and each index's value."""
+        if len(group) <= 1:
+            return (), {i: flat for i in group}
+        names = [f"{i}.{tag}" for i in group]
+        head = unflatten(flat, names, [self.s.sizes[i] for i in group])
+        return head, {i: Aff.var(n) for i, n in zip(group, names, strict=True)}
+
+    def address(self, tensor: str, where: Mapping[str, Aff]) -> Aff:
+        """``tensor``'s element offset with its indices at ``where``."""
+        total = Aff() + self.s.offsets.get(tensor, 0)
+        for index, coef in self.s.coefs[tensor].items():
+            total = total + where[index] * coef
+        return total
+
+    def along_k(self, tensor: str, group: tuple[str, ...]) -> bool:
+        """Whether ``tensor`` is closer to contiguous along K than along ``group`` (its
+        tile is then read with consecutive threads on consecutive K positions)."""
+        coefs = self.s.coefs[tensor]
+        k_stride = abs(coefs.get(self.k[-1], 0)) if self.k else 0
+        return k_stride <= abs(coefs.get(group[-1], 0)) if group else True
