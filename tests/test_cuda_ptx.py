@@ -61,6 +61,17 @@ def test_gemm_ptx_shape() -> None:
     assert kernel.asm() == ptx
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128", "int64"])
+def test_tiled_gemm_ptx_every_dtype(dtype: str) -> None:
+    # a shared buffer too small for complex parts once made LLVM drop the whole body
+    kernel = tcc.compile("ik,kj->ij", (256, 128), (128, 512), dtype=dtype, target="cuda",
+                         load=False)
+    ptx = kernel.ptx()
+    assert "tiled:" in kernel.ir()
+    for op in ("ld.global", "ld.shared", "st.shared", "st.global", "bar.sync"):
+        assert op in ptx, (dtype, op)
+
+
 def test_other_architecture() -> None:
     program = corpus_program(next(c for c in CORPUS if "matmul" in c.tags), "float32")
     ptx = render_cuda_program(program, target=GpuTarget("sm_80", "+ptx70")).ptx

@@ -133,8 +133,9 @@ class _GpuRenderer(_KernelRenderer):
         """A shared buffer is an ``addrspace(3)`` global of the module; any other local
         buffer is per-thread (an ``alloca``, kept in registers or local memory)."""
         b = self.builder
-        element = S.memory_type(stmt.dtype)
-        array = ir.ArrayType(element, max(stmt.size, 1))
+        element = S.memory_type(stmt.dtype)  # a complex element is two of these
+        parts = 2 if DTYPES[stmt.dtype].is_complex else 1
+        array = ir.ArrayType(element, max(stmt.size * parts, 1))
         if stmt.name in self.shared:
             name = f"{b.function.name}.{stmt.name}"
             storage = ir.GlobalVariable(b.module, array, name, addrspace=SHARED)
