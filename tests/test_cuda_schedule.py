@@ -150,14 +150,30 @@ def test_corpus_emulated(dtype: str, tiled: str) -> None:
                                    err_msg=f"{case.name}: {case.equation}")
 
 
-@pytest.mark.parametrize("m,n,k", [(2, 3, 2), (17, 33, 5), (70, 65, 40), (64, 64, 16)])
+@pytest.mark.parametrize("m,n,k", [(2, 3, 2), (17, 33, 5), (70, 65, 40), (64, 64, 16),
+                                   (130, 200, 48), (256, 128, 64)])
 def test_tiled_gemm_odd_sizes(m: int, n: int, k: int) -> None:
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     program = program_for("ik,kj->ij", [a, b], "float64")
     gpu = G.gpu_kernels(program, tiled="always")[0]
     assert gpu.schedule.template == "tiled" and gpu.schedule.shared == ("As", "Bs")
-    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), a @ b, rtol=1e-12)
+    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), a @ b, rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64"])
+def test_full_register_tiles_at_ragged_edges(dtype: str, monkeypatch) -> None:
+    monkeypatch.setattr(G, "TILED_MIN_BLOCKS", 1)  # keep 128-row tiles on a small problem
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((200, 40)), rng.standard_normal((40, 150))
+    if dtype == "complex64":
+        a, b = a + 1j * rng.standard_normal(a.shape), b - 1j * rng.standard_normal(b.shape)
+    a, b = a.astype(dtype), b.astype(dtype)
+    program = program_for("ik,kj->ij", [a, b], dtype)
+    tiles = dict(G.gpu_kernels(program)[0].schedule.tiles)
+    assert tiles["bm"] == 128 and tiles["tm"] == 8
+    np.testing.assert_allclose(run_program(program, [a, b]), a @ b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("equation,shapes", [
@@ -202,7 +218,25 @@ def test_schedule_is_plain_data() -> None:
     gpu = G.gpu_kernels(program_for("ik,kj->ij", [a, b], "float32"))[0]
     data = gpu.schedule.to_json()
     assert data["template"] == "tiled" and data["block"] == [16, 16, 1]
-    assert data["grid"] == [2, 2, 1] and data["tiles"]["bk"] == 16
+    # 128 x 128 tiles would make one block: shrunk to 64 x 64 for the SMs' sake
+    assert data["grid"] == [2, 2, 1]
+    assert data["tiles"] == {"bm": 64, "bn": 64, "bk": 16, "tm": 4, "tn": 4}
     assert dict(gpu.schedule.bindings) == {"c": "x", "a": "y"}
     text = G.format_gpu_kernel(gpu)
     assert "allocate shared As" in text and "barrier" in text
+
+
+@pytest.mark.parametrize("dtype,tiles", [("float32", (128, 128, 8, 8)),
+                                         ("float64", (128, 64, 8, 4)),
+                                         ("complex128", (64, 64, 4, 4))])
+def test_register_tile_per_dtype(dtype: str, tiles) -> None:
+    a, b = np.ones((2048, 32), dtype), np.ones((32, 2048), dtype)
+    gpu = G.gpu_kernels(program_for("ik,kj->ij", [a, b], dtype))[0]
+    data = gpu.schedule.to_json()["tiles"]
+    assert (data["bm"], data["bn"], data["tm"], data["tn"]) == tiles
+    text = G.format_gpu_kernel(gpu)
+    # the sizes divide into whole tiles: no guards but the one skipping the last prefetch
+    assert text.count("while <") == 1 and "k.next" in text
+    # a thread's rows and columns come in runs of 4 (128-bit shared loads), 64 apart
+    if tiles[2] == 8:
+        assert "As[132*k.step + 4*threadIdx.y + 64]" in text

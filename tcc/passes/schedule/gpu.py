@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from tcc.dtypes import DTYPES
 from tcc.errors import ScheduleError
 from tcc.ir import loops as L
 from tcc.ir import program as P
@@ -186,25 +187,55 @@ def loop_schedule(program: P.Program, stmt: P.Statement,
 
 @dataclass(frozen=True, slots=True)
 class TileParams:
-    """Block tile BM x BN, BK deep; 16 x 16 threads, each a (BM/16) x (BN/16) register tile."""
+    """Block tile BM x BN; 16 x 16 threads, each a (BM/16) x (BN/16) register tile."""
 
-    bm: int = 64
-    bn: int = 64
-    bk: int = 16
+    bm: int = 128
+    bn: int = 128
 
-    def fit(self, m: int, n: int) -> TileParams:
-        """Shrink the block tile for small M or N (never below 16)."""
-        return replace(self, bm=max(16, min(self.bm, _pow2_at_least(m))),
-                       bn=max(16, min(self.bn, _pow2_at_least(n))))
+    @staticmethod
+    def for_dtype(dtype: str) -> TileParams:
+        """128 x 128, halved (N first) until a thread's accumulators fit in 64 32-bit
+        registers: 8 x 8 float32, 8 x 4 float64, 4 x 4 complex128. More would leave one
+        block per SM, or spill."""
+        bm = bn = 128
+        while (bm // THREADS_XY) * (bn // THREADS_XY) * DTYPES[dtype].itemsize > 256:
+            bm, bn = (bm, bn // 2) if bn >= bm else (bm // 2, bn)
+        return TileParams(bm, bn)
+
+    def fit(self, m: int, n: int, others: int = 1) -> TileParams:
+        """Shrink the block tile for small M or N (never below 16), then, down to 64 x 64,
+        while the grid (``others`` blocks per tile) would leave SMs idle."""
+        bm = max(16, min(self.bm, _pow2_at_least(m)))
+        bn = max(16, min(self.bn, _pow2_at_least(n)))
+        while max(bm, bn) > 64 and -(-m // bm) * -(-n // bn) * others < TILED_MIN_BLOCKS:
+            bm, bn = (bm // 2, bn) if bm >= bn else (bm, bn // 2)
+        return replace(self, bm=bm, bn=bn)
 
 
 THREADS_XY = 16
+BK = THREADS_XY  # a tile read along K puts K on threadIdx.x, else on threadIdx.y
+RUN = 4  # a thread's register rows (and columns) come in runs of 4: one 128-bit shared load
+TILED_MIN_BLOCKS = 132  # one block per SM of an H100/H200
 
 
 def _pick(group: tuple[str, ...], shape: GettShape, tensor: str) -> str:
     """The index of ``group`` to tile: a long one, then the smallest stride in ``tensor``."""
     return max(group, key=lambda i: (min(shape.sizes[i], 64),
                                      -abs(shape.coefs[tensor].get(i, 0))))
+
+
+def _guard(var: str, body: tuple[L.Stmt, ...], bound: Aff, ragged: int) -> tuple[L.Stmt, ...]:
+    """``body`` where ``bound > 0``, when the tiles leave a ``ragged`` edge (else always)."""
+    return (L.For(var, 1, body, bound=bound),) if ragged else body
+
+
+def _spread(thread: str, count: int) -> list[Aff]:
+    """A thread's ``count`` rows (or columns) of the block tile: runs of ``RUN`` consecutive
+    ones, 16 runs apart (``4*tx + {0..3}``, ``4*tx + 64 + {0..3}``), so each run is one
+    aligned vector load from shared memory and C stores cover whole 64-byte segments."""
+    run = min(RUN, count)
+    return [Aff.var(thread, run) + i % run + THREADS_XY * run * (i // run)
+            for i in range(count)]
 
 
 class _Tiled:
@@ -217,9 +248,10 @@ class _Tiled:
         self.serial_out = [i for i in outer if i != self.z]
         self.serial_k = [i for i in shape.k if i != self.kt]
         self.tm, self.tn = params.bm // THREADS_XY, params.bn // THREADS_XY
-        # a tile loaded along K is stored transposed: pad its rows against bank conflicts
-        self.rows = {"As": params.bm + self.k_fast(shape.a, self.mt),
-                     "Bs": params.bn + self.k_fast(shape.b, self.nt)}
+        # a tile loaded along K is stored transposed: pad its rows against bank conflicts,
+        # by a whole run so that every run stays 16-byte aligned
+        self.rows = {"As": params.bm + RUN * self.k_fast(shape.a, self.mt),
+                     "Bs": params.bn + RUN * self.k_fast(shape.b, self.nt)}
 
     def k_fast(self, tensor: str, outer: str) -> bool:
         coefs = self.s.coefs[tensor]
@@ -234,87 +266,113 @@ class _Tiled:
             total = total + value * coef
         return total
 
-    def load_tile(self, tensor: str, tile: str, outer: str, width: int) -> list[L.Stmt]:
-        """``tile[kk*width + o] = tensor[outer0 + o, kt*BK + kk]`` for the block, 0 outside."""
-        s, p = self.s, self.p
+    def tile_slots(self, tensor: str, tile: str, outer: str) -> list[tuple[Aff, Aff, Aff]]:
+        """(element of ``tile``, outer index, k index within the tile) that each thread
+        moves per K tile: consecutive threads read along ``tensor``'s unit-stride index."""
+        width = self.p.bm if tile == "As" else self.p.bn
         base = Aff.var(f"blockIdx.{'y' if tile == 'As' else 'x'}", width)
-        extent_outer, extent_k = s.sizes[outer], s.sizes[self.kt]
-        k_fast = self.k_fast(tensor, outer)
         tx, ty = Aff.var("threadIdx.x"), Aff.var("threadIdx.y")
-        stmts: list[L.Stmt] = []
+        slots = []
         for r in range(width // THREADS_XY):
-            kk, oo = (tx, ty + THREADS_XY * r) if k_fast else (ty, tx + THREADS_XY * r)
-            o_global, k_global = base + oo, Aff.var("k.tile", p.bk) + kk
-            where = {outer: o_global, self.kt: k_global}
-            slot = kk * self.rows[tile] + oo
-            load = L.Load(tensor, self.affine(tensor, where))
-            guarded = L.For(f"{tile}.k{r}", 1, (L.Store(tile, slot, load),),
-                            bound=extent_k - k_global)
-            stmts += [L.Store(tile, slot, L.Const(0.0, self.dtype)),
-                      L.For(f"{tile}.o{r}", 1, (guarded,), bound=extent_outer - o_global)]
+            kk, oo = (tx, ty + THREADS_XY * r) if self.k_fast(tensor, outer) else (
+                ty, tx + THREADS_XY * r)
+            slots.append((kk * self.rows[tile] + oo, base + oo, kk))
+        return slots
+
+    def fetch(self, tensor: str, tile: str, outer: str, k_tile: Aff) -> list[L.Stmt]:
+        """``tile.r = tensor[outer0 + o, k_tile*BK + kk]`` into registers, 0 outside the
+        tensor (guarded only along an extent that the tiles do not divide)."""
+        s = self.s
+        width = self.p.bm if tile == "As" else self.p.bn
+        ragged_o, ragged_k = s.sizes[outer] % width, s.sizes[self.kt] % BK
+        stmts: list[L.Stmt] = []
+        for r, (_, o_global, kk) in enumerate(self.tile_slots(tensor, tile, outer)):
+            k_global = k_tile * BK + kk
+            load = L.Load(tensor, self.affine(tensor, {outer: o_global, self.kt: k_global}))
+            body = _guard(f"{tile}.k{r}", (L.Assign(f"{tile}.{r}", load),),
+                          s.sizes[self.kt] - k_global, ragged_k)
+            body = _guard(f"{tile}.o{r}", body, s.sizes[outer] - o_global, ragged_o)
+            if ragged_o or ragged_k:
+                stmts.append(L.Assign(f"{tile}.{r}", L.Const(0.0, self.dtype)))
+            stmts += body
         return stmts
 
+    def stash(self, tensor: str, tile: str, outer: str) -> list[L.Stmt]:
+        """The fetched registers into the shared tile."""
+        return [L.Store(tile, slot, L.Local(f"{tile}.{r}"))
+                for r, (slot, _, _) in enumerate(self.tile_slots(tensor, tile, outer))]
+
     def compute(self) -> L.Stmt:
-        p, dt = self.p, self.dtype
+        dt = self.dtype
         kk = Aff.var("k.step")
         step: list[L.Stmt] = []
-        for i in range(self.tm):
-            at = kk * self.rows["As"] + Aff.var("threadIdx.y") + THREADS_XY * i
-            step.append(L.Declare(f"a{i}", dt, L.Load("As", at)))
-        for j in range(self.tn):
-            at = kk * self.rows["Bs"] + Aff.var("threadIdx.x") + THREADS_XY * j
-            step.append(L.Declare(f"b{j}", dt, L.Load("Bs", at)))
+        for i, row in enumerate(_spread("threadIdx.y", self.tm)):
+            step.append(L.Declare(f"a{i}", dt, L.Load("As", kk * self.rows["As"] + row)))
+        for j, col in enumerate(_spread("threadIdx.x", self.tn)):
+            step.append(L.Declare(f"b{j}", dt, L.Load("Bs", kk * self.rows["Bs"] + col)))
         for i in range(self.tm):
             for j in range(self.tn):
                 product = L.Binary("mul", L.Local(f"a{i}"), L.Local(f"b{j}"))
                 step.append(L.Assign(f"acc{i}_{j}", L.Binary("add", L.Local(f"acc{i}_{j}"),
                                                                product)))
-        return L.For("k.step", p.bk, tuple(step))
+        return L.For("k.step", BK, tuple(step))
 
     def store(self) -> list[L.Stmt]:
         s, p = self.s, self.p
         stmts: list[L.Stmt] = []
-        for i in range(self.tm):
-            m_global = Aff.var("blockIdx.y", p.bm) + Aff.var("threadIdx.y") + THREADS_XY * i
-            row = []
-            for j in range(self.tn):
-                n_global = Aff.var("blockIdx.x", p.bn) + Aff.var("threadIdx.x") + THREADS_XY * j
+        for i, row in enumerate(_spread("threadIdx.y", self.tm)):
+            m_global = Aff.var("blockIdx.y", p.bm) + row
+            stores: list[L.Stmt] = []
+            for j, col in enumerate(_spread("threadIdx.x", self.tn)):
+                n_global = Aff.var("blockIdx.x", p.bn) + col
                 index = self.affine(s.c, {self.mt: m_global, self.nt: n_global})
                 value: L.Scalar = L.Local(f"acc{i}_{j}")
                 if self.accumulate:
                     value = L.Binary("add", L.Load(s.c, index), value)
-                row.append(L.For(f"n.{j}", 1, (L.Store(s.c, index, value),),
-                                 bound=s.sizes[self.nt] - n_global))
-            stmts.append(L.For(f"m.{i}", 1, tuple(row), bound=s.sizes[self.mt] - m_global))
+                stores += _guard(f"n.{j}", (L.Store(s.c, index, value),),
+                                 s.sizes[self.nt] - n_global, s.sizes[self.nt] % p.bn)
+            stmts += _guard(f"m.{i}", tuple(stores), s.sizes[self.mt] - m_global,
+                            s.sizes[self.mt] % p.bm)
         return stmts
 
     def body(self) -> tuple[L.Stmt, ...]:
-        s, p = self.s, self.p
-        k_tiles = -(-s.sizes[self.kt] // p.bk)
-        k_loop: tuple = (L.For("k.tile", k_tiles, (
-            *self.load_tile(s.a, "As", self.mt, p.bm),
-            *self.load_tile(s.b, "Bs", self.nt, p.bn),
-            Barrier(), self.compute(), Barrier(),
-        )),)
+        """Per K tile: the registers fetched one tile ahead go to shared memory, then the
+        next tile's global loads are issued before this tile's FMAs (their latency hides
+        behind the arithmetic; past the last tile the K guard leaves them zero)."""
+        s, dt = self.s, self.dtype
+        a, b = (s.a, "As", self.mt), (s.b, "Bs", self.nt)
+        k_tile, k_tiles = Aff.var("k.tile"), -(-s.sizes[self.kt] // BK)
+        prefetch: tuple = (*self.fetch(*a, k_tile + 1), *self.fetch(*b, k_tile + 1))
+        if s.sizes[self.kt] % BK == 0:  # no K guards: skip the fetch past the last tile
+            prefetch = (L.For("k.next", 1, prefetch, bound=k_tiles - 1 - k_tile),)
+        k_loop: tuple = (
+            *self.fetch(*a, Aff()), *self.fetch(*b, Aff()),
+            L.For("k.tile", k_tiles, (
+                *self.stash(*a), *self.stash(*b), Barrier(),
+                *prefetch, self.compute(), Barrier(),
+            )),
+        )
         for index in reversed(self.serial_k):
             k_loop = (L.For(index, s.sizes[index], k_loop),)
-        zero = L.Const(0.0, self.dtype)
+        zero = L.Const(0.0, dt)
         inner: tuple = (
-            *(L.Declare(f"acc{i}_{j}", self.dtype, zero)
-              for i in range(self.tm) for j in range(self.tn)),
+            *(L.Declare(f"acc{i}_{j}", dt, zero) for i in range(self.tm) for j in range(self.tn)),
             *k_loop, *self.store(),
         )
         for index in reversed(self.serial_out):
             inner = (L.For(index, s.sizes[index], inner),)
-        shared = (L.Allocate("Bs", self.dtype, p.bk * self.rows["Bs"], inner),)
-        return (L.Allocate("As", self.dtype, p.bk * self.rows["As"], shared),)
+        fetched = tuple(L.Declare(f"{tile}.{r}", dt, zero)
+                        for tile, width in (("As", self.p.bm), ("Bs", self.p.bn))
+                        for r in range(width // THREADS_XY))
+        shared = (L.Allocate("Bs", dt, BK * self.rows["Bs"], (*fetched, *inner)),)
+        return (L.Allocate("As", dt, BK * self.rows["As"], shared),)
 
     def schedule(self) -> GpuSchedule:
         s, p = self.s, self.p
         grid = (-(-s.sizes[self.nt] // p.bn), -(-s.sizes[self.mt] // p.bm),
                 s.sizes[self.z] if self.z is not None else 1)
         bindings = [(self.nt, "x"), (self.mt, "y")] + ([(self.z, "z")] if self.z else [])
-        tiles = (("bm", p.bm), ("bn", p.bn), ("bk", p.bk), ("tm", self.tm), ("tn", self.tn))
+        tiles = (("bm", p.bm), ("bn", p.bn), ("bk", BK), ("tm", self.tm), ("tn", self.tn))
         return GpuSchedule("tiled", grid, (THREADS_XY, THREADS_XY, 1), tuple(bindings),
                            ("As", "Bs"), tiles)
 
@@ -328,8 +386,10 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
     shape = analyze(program, stmt, layouts)
     if shape is None:
         return None
-    builder = _Tiled(shape, TileParams(), stmt.dtype, stmt.accumulate)
-    fitted = (params or TileParams()).fit(shape.sizes[builder.mt], shape.sizes[builder.nt])
+    params = params or TileParams.for_dtype(stmt.dtype)
+    builder = _Tiled(shape, params, stmt.dtype, stmt.accumulate)
+    others = shape.sizes[builder.z] if builder.z is not None else 1
+    fitted = params.fit(shape.sizes[builder.mt], shape.sizes[builder.nt], others)
     builder = _Tiled(shape, fitted, stmt.dtype, stmt.accumulate)
     schedule = builder.schedule()
     if any(g > GRID_LIMITS[d] for g, d in zip(schedule.grid, DIMENSIONS, strict=True)):
