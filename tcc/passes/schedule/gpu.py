@@ -20,30 +20,39 @@ innermost output loops are bound to x, y, z; the rest stay serial loops of every
 
 An extent larger than the grid allows gets a grid-stride loop (``j.pass``).
 
-*tiled* (pairwise float contractions, the GEMM/GETT view of ``gett.analyze``). One index of
-each of the M, N and K groups is tiled (BM x BN block tile, BK deep); the other output
-indices go to ``blockIdx.z`` (the largest) or to serial loops, the other K indices to
-serial loops around the K tiles. A block of 16 x 16 threads computes a BM x BN tile of C,
-each thread a TM x TN register tile at rows ``ty + 16*i`` and columns ``tx + 16*j`` (C
-stores are coalesced along N). Per K tile, A and B tiles are loaded cooperatively into
-shared memory (reading along each tensor's unit-stride index, zero-padded at edges; a
-tile read along K is stored transposed, its rows padded by one against bank conflicts)::
+*tiled* (pairwise contractions, the GEMM/GETT view of ``gett.analyze``). One index of each
+of the M, N and K groups is tiled (BM x BN block tile, BK = 16 deep); the other output
+indices are packed into ``blockIdx.z`` (largest first, while its limit allows; the
+renderer decodes them) or left to serial loops, the other K indices to serial loops
+around the K tiles. A block of 16 x 16 threads computes a BM x BN tile of C
+(128 x 128, halved for small M or N, for a grid with fewer blocks than SMs, and per dtype
+so that a thread's accumulators fit in 64 registers). Each thread holds a TM x TN register
+tile (8 x 8 in float32) whose rows are runs of four, ``4*ty + {0..3}`` and
+``4*ty + 64 + {0..3}``, and likewise its columns with ``tx``: every run is one 128-bit
+shared load (LLVM's load-store vectorizer merges the four), and the four stores of a run
+from 16 threads cover 256 contiguous bytes of C. A and B tiles pass through registers
+into shared memory, each read along the tensor's unit-stride index (a tile read along K is
+stored transposed, its rows padded by four against bank conflicts); the next K tile is
+fetched while this one is multiplied::
 
     allocate As[BK*BM], Bs[BK*BN] (shared):
-      acc[TM][TN] = 0
+      acc[TM][TN] = 0; fetch tile 0 into registers (0 outside A, B)
       for kt in 0..ceil(K/BK):
-        As[kk, mm] = A[m0 + mm, kt*BK + kk]  (4 rounds; 0 outside A)
-        Bs[kk, nn] = B[kt*BK + kk, n0 + nn]
+        As[kk, mm], Bs[kk, nn] = the fetched registers
         barrier
-        for kk in 0..BK: acc[i][j] += As[kk, ty + 16*i] * Bs[kk, tx + 16*j]
+        fetch tile kt + 1 (its loads in flight during the FMAs)
+        for kk in 0..BK: acc[i][j] += As[kk, row(i)] * Bs[kk, col(j)]
         barrier
-      C[m0 + ty + 16*i, n0 + tx + 16*j] (+)= acc[i][j]   (guarded at edges)
+      C[m0 + row(i), n0 + col(j)] (+)= acc[i][j]
+
+Guards appear only along extents that the tiles do not divide.
 
 Tensor cores (mma/wmma for fp16/bf16/tf32) are not scheduled yet.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -71,7 +80,8 @@ class Barrier:
 @dataclass(frozen=True, slots=True)
 class GpuSchedule:
     """How a kernel runs on the GPU, as data: launch dims, index -> dimension bindings,
-    shared-memory buffers, tile sizes and the template that produced it."""
+    shared-memory buffers, tile sizes and the template that produced it. A ``folded`` index
+    is a free variable of the body, decoded from ``blockIdx.z`` by the renderer."""
 
     template: str  # "loops" | "tiled"
     grid: tuple[int, int, int]
@@ -79,6 +89,8 @@ class GpuSchedule:
     bindings: tuple[tuple[str, str], ...] = ()  # (index, "x" | "y" | "z")
     shared: tuple[str, ...] = ()
     tiles: tuple[tuple[str, int], ...] = ()
+    # indices that blockIdx.z packs, slowest first, with their extents (z = a*E + e)
+    folded: tuple[tuple[str, int], ...] = ()
 
     @property
     def threads(self) -> int:
@@ -87,7 +99,7 @@ class GpuSchedule:
     def to_json(self) -> dict:
         return {"template": self.template, "grid": list(self.grid), "block": list(self.block),
                 "bindings": [list(b) for b in self.bindings], "shared": list(self.shared),
-                "tiles": dict(self.tiles)}
+                "tiles": dict(self.tiles), "folded": [list(f) for f in self.folded]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +244,7 @@ def _guard(var: str, body: tuple[L.Stmt, ...], bound: Aff, ragged: int) -> tuple
 def _spread(thread: str, count: int) -> list[Aff]:
     """A thread's ``count`` rows (or columns) of the block tile: runs of ``RUN`` consecutive
     ones, 16 runs apart (``4*tx + {0..3}``, ``4*tx + 64 + {0..3}``), so each run is one
-    aligned vector load from shared memory and C stores cover whole 64-byte segments."""
+    aligned vector load from shared memory and 16 threads store 16 runs side by side."""
     run = min(RUN, count)
     return [Aff.var(thread, run) + i % run + THREADS_XY * run * (i // run)
             for i in range(count)]
@@ -244,8 +256,12 @@ class _Tiled:
         self.mt, self.nt, self.kt = (_pick(shape.m, shape, shape.c), _pick(shape.n, shape, shape.c),
                                      _pick(shape.k, shape, shape.a))
         outer = [i for i in (*shape.batch, *shape.m, *shape.n) if i not in (self.mt, self.nt)]
-        self.z = max(outer, key=lambda i: shape.sizes[i]) if outer else None
-        self.serial_out = [i for i in outer if i != self.z]
+        self.folded: list[str] = []  # on blockIdx.z, largest first while the grid allows
+        for index in sorted(outer, key=lambda i: -shape.sizes[i]):
+            if self.z_blocks * shape.sizes[index] <= GRID_LIMITS["z"]:
+                self.folded.append(index)
+        self.folded.sort(key=outer.index)
+        self.serial_out = [i for i in outer if i not in self.folded]
         self.serial_k = [i for i in shape.k if i != self.kt]
         self.tm, self.tn = params.bm // THREADS_XY, params.bn // THREADS_XY
         # a tile loaded along K is stored transposed: pad its rows against bank conflicts,
@@ -253,16 +269,20 @@ class _Tiled:
         self.rows = {"As": params.bm + RUN * self.k_fast(shape.a, self.mt),
                      "Bs": params.bn + RUN * self.k_fast(shape.b, self.nt)}
 
+    @property
+    def z_blocks(self) -> int:
+        return math.prod(self.s.sizes[i] for i in self.folded)
+
     def k_fast(self, tensor: str, outer: str) -> bool:
         coefs = self.s.coefs[tensor]
         return abs(coefs.get(self.kt, 0)) <= abs(coefs.get(outer, 0))
 
     def affine(self, tensor: str, where: Mapping[str, Aff]) -> Aff:
-        """``tensor``'s element offset with index values ``where`` (others: loop vars)."""
+        """``tensor``'s element offset with index values ``where`` (others: loop vars, or
+        decoded from ``blockIdx.z``)."""
         total = Aff()
-        fixed = {self.z: Aff.var("blockIdx.z")} if self.z is not None else {}
         for index, coef in self.s.coefs[tensor].items():
-            value = where.get(index) or fixed.get(index) or Aff.var(index)
+            value = where.get(index) or Aff.var(index)
             total = total + value * coef
         return total
 
@@ -370,11 +390,12 @@ class _Tiled:
     def schedule(self) -> GpuSchedule:
         s, p = self.s, self.p
         grid = (-(-s.sizes[self.nt] // p.bn), -(-s.sizes[self.mt] // p.bm),
-                s.sizes[self.z] if self.z is not None else 1)
-        bindings = [(self.nt, "x"), (self.mt, "y")] + ([(self.z, "z")] if self.z else [])
+                self.z_blocks)
+        bindings = [(self.nt, "x"), (self.mt, "y")] + [(i, "z") for i in self.folded]
         tiles = (("bm", p.bm), ("bn", p.bn), ("bk", BK), ("tm", self.tm), ("tn", self.tn))
+        folded = tuple((i, s.sizes[i]) for i in self.folded)
         return GpuSchedule("tiled", grid, (THREADS_XY, THREADS_XY, 1), tuple(bindings),
-                           ("As", "Bs"), tiles)
+                           ("As", "Bs"), tiles, folded)
 
 
 def tiled_schedule(program: P.Program, stmt: P.Statement,
@@ -388,8 +409,7 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
         return None
     params = params or TileParams.for_dtype(stmt.dtype)
     builder = _Tiled(shape, params, stmt.dtype, stmt.accumulate)
-    others = shape.sizes[builder.z] if builder.z is not None else 1
-    fitted = params.fit(shape.sizes[builder.mt], shape.sizes[builder.nt], others)
+    fitted = params.fit(shape.sizes[builder.mt], shape.sizes[builder.nt], builder.z_blocks)
     builder = _Tiled(shape, fitted, stmt.dtype, stmt.accumulate)
     schedule = builder.schedule()
     if any(g > GRID_LIMITS[d] for g, d in zip(schedule.grid, DIMENSIONS, strict=True)):
@@ -461,6 +481,11 @@ def format_gpu_kernel(gpu: GpuKernel) -> str:
     lines = [f"kernel {kernel.name}({params}):",
              f"  # {sched.template}: grid {sched.grid}, block {sched.block}, "
              f"bindings {dict(sched.bindings)}"]
+    if sched.folded:
+        strides = [math.prod(e for _, e in sched.folded[k + 1:]) for k in range(len(sched.folded))]
+        packed = " + ".join(index if stride == 1 else f"{stride}*{index}"
+                            for (index, _), stride in zip(sched.folded, strides, strict=True))
+        lines.append(f"  # blockIdx.z = {packed}")
     for stmt in kernel.body:
         _format(stmt, 1, lines, sched.shared)
     return "\n".join(lines)
