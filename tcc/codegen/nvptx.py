@@ -175,6 +175,8 @@ def declare_kernel(module: ir.Module, gpu: GpuKernel) -> ir.Function:
     i32 = S.I32
     annotations = [("kernel", 1)] + [
         (f"maxntid{d}", n) for d, n in zip("xyz", gpu.schedule.block, strict=True)]
+    if gpu.schedule.min_blocks_per_sm > 1:
+        annotations.append(("minctasm", gpu.schedule.min_blocks_per_sm))
     for key, value in annotations:
         module.add_named_metadata(
             "nvvm.annotations",

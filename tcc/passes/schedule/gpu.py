@@ -91,6 +91,7 @@ class GpuSchedule:
     tiles: tuple[tuple[str, int], ...] = ()
     # indices that blockIdx.z packs, slowest first, with their extents (z = a*E + e)
     folded: tuple[tuple[str, int], ...] = ()
+    min_blocks_per_sm: int = 1  # > 1 caps the registers a thread may use (ptxas)
 
     @property
     def threads(self) -> int:
@@ -99,7 +100,8 @@ class GpuSchedule:
     def to_json(self) -> dict:
         return {"template": self.template, "grid": list(self.grid), "block": list(self.block),
                 "bindings": [list(b) for b in self.bindings], "shared": list(self.shared),
-                "tiles": dict(self.tiles), "folded": [list(f) for f in self.folded]}
+                "tiles": dict(self.tiles), "folded": [list(f) for f in self.folded],
+                "min_blocks_per_sm": self.min_blocks_per_sm}
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,9 @@ THREADS_XY = 16
 BK = THREADS_XY  # a tile read along K puts K on threadIdx.x, else on threadIdx.y
 RUN = 4  # a thread's register rows (and columns) come in runs of 4: one 128-bit shared load
 TILED_MIN_BLOCKS = 132  # one block per SM of an H100/H200
+# two blocks per SM let one block's FMAs run while the other waits at a barrier: at most
+# 128 registers a thread (float32 needs 127; float64's 8 x 4 tile spills a few fetched values)
+TILED_BLOCKS_PER_SM = 2
 
 
 def _pick(group: tuple[str, ...], shape: GettShape, tensor: str) -> str:
@@ -395,7 +400,7 @@ class _Tiled:
         tiles = (("bm", p.bm), ("bn", p.bn), ("bk", BK), ("tm", self.tm), ("tn", self.tn))
         folded = tuple((i, s.sizes[i]) for i in self.folded)
         return GpuSchedule("tiled", grid, (THREADS_XY, THREADS_XY, 1), tuple(bindings),
-                           ("As", "Bs"), tiles, folded)
+                           ("As", "Bs"), tiles, folded, TILED_BLOCKS_PER_SM)
 
 
 def tiled_schedule(program: P.Program, stmt: P.Statement,
