@@ -235,10 +235,11 @@ def test_schedule_is_plain_data() -> None:
     b = np.ones((96, 80), np.float32)
     gpu = G.gpu_kernels(program_for("ik,kj->ij", [a, b], "float32"))[0]
     data = gpu.schedule.to_json()
-    assert data["template"] == "tiled" and data["block"] == [16, 16, 1]
-    # 128 x 128 tiles would make one block: shrunk to 64 x 64 for the SMs' sake
-    assert data["grid"] == [2, 2, 1]
-    assert data["tiles"] == {"bm": 64, "bn": 64, "bk": 16, "tm": 4, "tn": 4}
+    # 128 x 128 tiles would make one block: shrunk to 32 x 64 for the SMs' sake, with
+    # 8 x 8 threads
+    assert data["template"] == "tiled" and data["block"] == [8, 8, 1]
+    assert data["grid"] == [2, 4, 1]
+    assert data["tiles"] == {"bm": 32, "bn": 64, "bk": 16, "tm": 4, "tn": 8}
     assert dict(gpu.schedule.bindings) == {"c": "x", "a": "y"}
     text = G.format_gpu_kernel(gpu)
     assert "allocate shared As" in text and "barrier" in text

@@ -24,11 +24,12 @@ An extent larger than the grid allows gets a grid-stride loop (``j.pass``).
 of the M, N and K groups is tiled (BM x BN block tile, BK = 16 deep); the other output
 indices are packed into ``blockIdx.z`` (largest first, while its limit allows; the
 renderer decodes them) or left to serial loops, the other K indices to serial loops
-around the K tiles. A block of 16 x 16 threads computes a BM x BN tile of C
-(128 x 128, halved for small M or N, for a grid with fewer blocks than SMs, and per dtype
-so that a thread's accumulators fit in 64 registers). Each thread holds a TM x TN register
-tile (8 x 8 in float32) whose rows are runs of four, ``4*ty + {0..3}`` and
-``4*ty + 64 + {0..3}``, and likewise its columns with ``tx``: every run is one 128-bit
+around the K tiles. A block of 8 x 8 to 16 x 16 threads computes a BM x BN tile of C
+(128 x 128, halved for small M or N and for a grid with fewer blocks than SMs). Each
+thread holds a TM x TN register tile (8 x 8 in float32; per dtype, as many accumulators
+as fit in 64 registers; smaller only in tiles under 64) whose rows are runs of four,
+``4*ty + {0..3}`` and ``4*ty + 64 + {0..3}`` with 16 threads along M, and likewise its
+columns with ``tx``: every run is one 128-bit
 shared load (LLVM's load-store vectorizer merges the four), and the four stores of a run
 from 16 threads cover 256 contiguous bytes of C. A and B tiles pass through registers
 into shared memory, each read along the tensor's unit-stride index (a tile read along K is
@@ -201,37 +202,48 @@ def loop_schedule(program: P.Program, stmt: P.Statement,
 
 @dataclass(frozen=True, slots=True)
 class TileParams:
-    """Block tile BM x BN; 16 x 16 threads, each a (BM/16) x (BN/16) register tile."""
+    """Block tile BM x BN, BK deep, of (BN/TN) x (BM/TM) threads, each a TM x TN register
+    tile."""
 
     bm: int = 128
     bn: int = 128
+    tm: int = 8
+    tn: int = 8
+    bk: int = 16
+
+    @property
+    def threads(self) -> tuple[int, int]:
+        """(x, y): x along N, y along M."""
+        return self.bn // self.tn, self.bm // self.tm
 
     @staticmethod
     def for_dtype(dtype: str) -> TileParams:
-        """128 x 128, halved (N first) until a thread's accumulators fit in 64 32-bit
-        registers: 8 x 8 float32, 8 x 4 float64, 4 x 4 complex128. More would leave one
-        block per SM, or spill."""
-        bm = bn = 128
-        while (bm // THREADS_XY) * (bn // THREADS_XY) * DTYPES[dtype].itemsize > 256:
-            bm, bn = (bm, bn // 2) if bn >= bm else (bm // 2, bn)
-        return TileParams(bm, bn)
+        """8 x 8 registers, halved (N first) until a thread's accumulators fit in 64 32-bit
+        registers: 8 x 8 float32, 8 x 4 float64, 4 x 4 complex128; 16 x 16 threads. More
+        would leave one block per SM, or spill."""
+        tm = tn = 8
+        while tm * tn * DTYPES[dtype].itemsize > 256:
+            tm, tn = (tm, tn // 2) if tn >= tm else (tm // 2, tn)
+        return TileParams(MAX_THREADS_XY * tm, MAX_THREADS_XY * tn, tm, tn)
 
     def fit(self, m: int, n: int, others: int = 1) -> TileParams:
-        """Shrink the block tile for small M or N (never below 16), then, down to 64 x 64,
-        while the grid (``others`` blocks per tile) would leave SMs idle."""
+        """Shrink the block tile for small M or N (never below 16), then, down to 64 x 32,
+        while the grid (``others`` blocks per tile) would leave SMs idle. A smaller tile
+        keeps its register tile and loses threads, down to 8 x 8 threads."""
         bm = max(16, min(self.bm, _pow2_at_least(m)))
         bn = max(16, min(self.bn, _pow2_at_least(n)))
-        while max(bm, bn) > 64 and -(-m // bm) * -(-n // bn) * others < TILED_MIN_BLOCKS:
+        while bm * bn > 64 * 32 and -(-m // bm) * -(-n // bn) * others < TILED_MIN_BLOCKS:
             bm, bn = (bm // 2, bn) if bm >= bn else (bm, bn // 2)
-        return replace(self, bm=bm, bn=bn)
+        tm, tn = min(self.tm, bm // MIN_THREADS_XY), min(self.tn, bn // MIN_THREADS_XY)
+        return replace(self, bm=bm, bn=bn, tm=tm, tn=tn)
 
 
-THREADS_XY = 16
-BK = THREADS_XY  # a tile read along K puts K on threadIdx.x, else on threadIdx.y
+MIN_THREADS_XY, MAX_THREADS_XY = 8, 16  # threads along M and along N; BK is a multiple
 RUN = 4  # a thread's register rows (and columns) come in runs of 4: one 128-bit shared load
 TILED_MIN_BLOCKS = 132  # one block per SM of an H100/H200
 # two blocks per SM let one block's FMAs run while the other waits at a barrier: at most
-# 128 registers a thread (float32 needs 127; float64's 8 x 4 tile spills a few fetched values)
+# 128 registers a thread of 256 (float32 needs 127; float64's 8 x 4 tile spills a few
+# fetched values)
 TILED_BLOCKS_PER_SM = 2
 
 
@@ -246,13 +258,12 @@ def _guard(var: str, body: tuple[L.Stmt, ...], bound: Aff, ragged: int) -> tuple
     return (L.For(var, 1, body, bound=bound),) if ragged else body
 
 
-def _spread(thread: str, count: int) -> list[Aff]:
+def _spread(thread: str, count: int, threads: int) -> list[Aff]:
     """A thread's ``count`` rows (or columns) of the block tile: runs of ``RUN`` consecutive
-    ones, 16 runs apart (``4*tx + {0..3}``, ``4*tx + 64 + {0..3}``), so each run is one
-    aligned vector load from shared memory and 16 threads store 16 runs side by side."""
+    ones, ``threads`` runs apart (``4*tx + {0..3}``, ``4*tx + 64 + {0..3}``), so each run
+    is one aligned vector load from shared memory and the threads store runs side by side."""
     run = min(RUN, count)
-    return [Aff.var(thread, run) + i % run + THREADS_XY * run * (i // run)
-            for i in range(count)]
+    return [Aff.var(thread, run) + i % run + threads * run * (i // run) for i in range(count)]
 
 
 class _Tiled:
@@ -268,7 +279,8 @@ class _Tiled:
         self.folded.sort(key=outer.index)
         self.serial_out = [i for i in outer if i not in self.folded]
         self.serial_k = [i for i in shape.k if i != self.kt]
-        self.tm, self.tn = params.bm // THREADS_XY, params.bn // THREADS_XY
+        self.tm, self.tn, self.bk = params.tm, params.tn, params.bk
+        self.tx, self.ty = params.threads
         # a tile loaded along K is stored transposed: pad its rows against bank conflicts,
         # by a whole run so that every run stays 16-byte aligned
         self.rows = {"As": params.bm + RUN * self.k_fast(shape.a, self.mt),
@@ -293,26 +305,27 @@ class _Tiled:
 
     def tile_slots(self, tensor: str, tile: str, outer: str) -> list[tuple[Aff, Aff, Aff]]:
         """(element of ``tile``, outer index, k index within the tile) that each thread
-        moves per K tile: consecutive threads read along ``tensor``'s unit-stride index."""
+        moves per K tile."""
         width = self.p.bm if tile == "As" else self.p.bn
         base = Aff.var(f"blockIdx.{'y' if tile == 'As' else 'x'}", width)
-        tx, ty = Aff.var("threadIdx.x"), Aff.var("threadIdx.y")
-        slots = []
-        for r in range(width // THREADS_XY):
-            kk, oo = (tx, ty + THREADS_XY * r) if self.k_fast(tensor, outer) else (
-                ty, tx + THREADS_XY * r)
-            slots.append((kk * self.rows[tile] + oo, base + oo, kk))
-        return slots
+        x, y = Aff.var("threadIdx.x"), Aff.var("threadIdx.y")
+        if self.k_fast(tensor, outer):  # threadIdx.x runs along the unit-stride index
+            pairs = [(x + k, y + o) for o in range(0, width, self.ty)
+                     for k in range(0, self.bk, self.tx)]
+        else:
+            pairs = [(y + k, x + o) for o in range(0, width, self.tx)
+                     for k in range(0, self.bk, self.ty)]
+        return [(kk * self.rows[tile] + oo, base + oo, kk) for kk, oo in pairs]
 
     def fetch(self, tensor: str, tile: str, outer: str, k_tile: Aff) -> list[L.Stmt]:
         """``tile.r = tensor[outer0 + o, k_tile*BK + kk]`` into registers, 0 outside the
         tensor (guarded only along an extent that the tiles do not divide)."""
         s = self.s
         width = self.p.bm if tile == "As" else self.p.bn
-        ragged_o, ragged_k = s.sizes[outer] % width, s.sizes[self.kt] % BK
+        ragged_o, ragged_k = s.sizes[outer] % width, s.sizes[self.kt] % self.bk
         stmts: list[L.Stmt] = []
         for r, (_, o_global, kk) in enumerate(self.tile_slots(tensor, tile, outer)):
-            k_global = k_tile * BK + kk
+            k_global = k_tile * self.bk + kk
             load = L.Load(tensor, self.affine(tensor, {outer: o_global, self.kt: k_global}))
             body = _guard(f"{tile}.k{r}", (L.Assign(f"{tile}.{r}", load),),
                           s.sizes[self.kt] - k_global, ragged_k)
@@ -331,24 +344,24 @@ class _Tiled:
         dt = self.dtype
         kk = Aff.var("k.step")
         step: list[L.Stmt] = []
-        for i, row in enumerate(_spread("threadIdx.y", self.tm)):
+        for i, row in enumerate(_spread("threadIdx.y", self.tm, self.ty)):
             step.append(L.Declare(f"a{i}", dt, L.Load("As", kk * self.rows["As"] + row)))
-        for j, col in enumerate(_spread("threadIdx.x", self.tn)):
+        for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
             step.append(L.Declare(f"b{j}", dt, L.Load("Bs", kk * self.rows["Bs"] + col)))
         for i in range(self.tm):
             for j in range(self.tn):
                 product = L.Binary("mul", L.Local(f"a{i}"), L.Local(f"b{j}"))
                 step.append(L.Assign(f"acc{i}_{j}", L.Binary("add", L.Local(f"acc{i}_{j}"),
                                                                product)))
-        return L.For("k.step", BK, tuple(step))
+        return L.For("k.step", self.bk, tuple(step))
 
     def store(self) -> list[L.Stmt]:
         s, p = self.s, self.p
         stmts: list[L.Stmt] = []
-        for i, row in enumerate(_spread("threadIdx.y", self.tm)):
+        for i, row in enumerate(_spread("threadIdx.y", self.tm, self.ty)):
             m_global = Aff.var("blockIdx.y", p.bm) + row
             stores: list[L.Stmt] = []
-            for j, col in enumerate(_spread("threadIdx.x", self.tn)):
+            for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
                 n_global = Aff.var("blockIdx.x", p.bn) + col
                 index = self.affine(s.c, {self.mt: m_global, self.nt: n_global})
                 value: L.Scalar = L.Local(f"acc{i}_{j}")
@@ -366,9 +379,9 @@ class _Tiled:
         behind the arithmetic; past the last tile the K guard leaves them zero)."""
         s, dt = self.s, self.dtype
         a, b = (s.a, "As", self.mt), (s.b, "Bs", self.nt)
-        k_tile, k_tiles = Aff.var("k.tile"), -(-s.sizes[self.kt] // BK)
+        k_tile, k_tiles = Aff.var("k.tile"), -(-s.sizes[self.kt] // self.bk)
         prefetch: tuple = (*self.fetch(*a, k_tile + 1), *self.fetch(*b, k_tile + 1))
-        if s.sizes[self.kt] % BK == 0:  # no K guards: skip the fetch past the last tile
+        if s.sizes[self.kt] % self.bk == 0:  # no K guards: skip the fetch past the last tile
             prefetch = (L.For("k.next", 1, prefetch, bound=k_tiles - 1 - k_tile),)
         k_loop: tuple = (
             *self.fetch(*a, Aff()), *self.fetch(*b, Aff()),
@@ -387,19 +400,19 @@ class _Tiled:
         for index in reversed(self.serial_out):
             inner = (L.For(index, s.sizes[index], inner),)
         fetched = tuple(L.Declare(f"{tile}.{r}", dt, zero)
-                        for tile, width in (("As", self.p.bm), ("Bs", self.p.bn))
-                        for r in range(width // THREADS_XY))
-        shared = (L.Allocate("Bs", dt, BK * self.rows["Bs"], (*fetched, *inner)),)
-        return (L.Allocate("As", dt, BK * self.rows["As"], shared),)
+                        for tensor, tile, outer in (a, b)
+                        for r in range(len(self.tile_slots(tensor, tile, outer))))
+        shared = (L.Allocate("Bs", dt, self.bk * self.rows["Bs"], (*fetched, *inner)),)
+        return (L.Allocate("As", dt, self.bk * self.rows["As"], shared),)
 
     def schedule(self) -> GpuSchedule:
         s, p = self.s, self.p
         grid = (-(-s.sizes[self.nt] // p.bn), -(-s.sizes[self.mt] // p.bm),
                 self.z_blocks)
         bindings = [(self.nt, "x"), (self.mt, "y")] + [(i, "z") for i in self.folded]
-        tiles = (("bm", p.bm), ("bn", p.bn), ("bk", BK), ("tm", self.tm), ("tn", self.tn))
+        tiles = (("bm", p.bm), ("bn", p.bn), ("bk", self.bk), ("tm", self.tm), ("tn", self.tn))
         folded = tuple((i, s.sizes[i]) for i in self.folded)
-        return GpuSchedule("tiled", grid, (THREADS_XY, THREADS_XY, 1), tuple(bindings),
+        return GpuSchedule("tiled", grid, (self.tx, self.ty, 1), tuple(bindings),
                            ("As", "Bs"), tiles, folded, TILED_BLOCKS_PER_SM)
 
 
