@@ -14,6 +14,7 @@ from corpus import CORPUS, tolerance
 
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import loops as L
+from tcc.ir import program as P
 from tcc.passes.paths import choose_path
 from tcc.passes.schedule import gpu as G
 from tcc.plan import parse_operands as _parse
@@ -206,6 +207,22 @@ def test_outer_indices_fold_into_blockIdx_z(z_limit: int, serial: int, monkeypat
     assert len(folded) == 4 - serial and "# blockIdx.z = " in G.format_gpu_kernel(gpu)
     np.testing.assert_allclose(run_program(program, arrays, tiled="always"),
                                np.einsum(equation, *arrays), rtol=1e-12, atol=1e-12)
+
+
+def test_constant_factor_scales_the_tiled_product() -> None:
+    m, k, n = 70, 40, 65
+    product = P.Binary("mul", P.Read("in0", ("i", "k")), P.Read("in1", ("k", "j")))
+    stmt = P.Statement("out", ("i", "j"), "sum",
+                       P.Binary("mul", P.Constant(2.0, "float64"), product), "float64")
+    program = P.Program(
+        (P.Tensor("in0", (m, k), "float64"), P.Tensor("in1", (k, n), "float64"),
+         P.Tensor("out", (m, n), "float64")), ("in0", "in1"), ("out",), (stmt,),
+        (("i", m), ("k", k), ("j", n)))
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    assert G.gpu_kernels(program, tiled="always")[0].schedule.template == "tiled"
+    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), 2 * a @ b,
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_strided_inputs_via_layouts() -> None:

@@ -365,6 +365,8 @@ class _Tiled:
                 n_global = Aff.var("blockIdx.x", p.bn) + col
                 index = self.affine(s.c, {self.mt: m_global, self.nt: n_global})
                 value: L.Scalar = L.Local(f"acc{i}_{j}")
+                if s.scale != 1.0:  # constant factors of the product
+                    value = L.Binary("mul", value, L.Const(s.scale, self.dtype))
                 if self.accumulate:
                     value = L.Binary("add", L.Load(s.c, index), value)
                 stores += _guard(f"n.{j}", (L.Store(s.c, index, value),),
