@@ -14,6 +14,7 @@ from corpus import CORPUS, tolerance
 
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import loops as L
+from tcc.ir import program as P
 from tcc.passes.paths import choose_path
 from tcc.passes.schedule import gpu as G
 from tcc.plan import parse_operands as _parse
@@ -148,6 +149,9 @@ def emulate(gpu: G.GpuKernel, buffers: dict[str, np.ndarray]) -> None:
     for z, y, x in itertools.product(*(range(g) for g in reversed(sched.grid))):
         variables = {"threadIdx.x": tx, "threadIdx.y": ty, "threadIdx.z": tz,
                      "blockIdx.x": x, "blockIdx.y": y, "blockIdx.z": z}
+        rest = z
+        for index, extent in reversed(sched.folded):
+            variables[index], rest = rest % extent, rest // extent
         block = _Block(buffers, variables, threads, sched.shared)
         block.run(gpu.kernel.body, np.ones(threads, bool))
 
@@ -187,14 +191,30 @@ def test_corpus_emulated(dtype: str, tiled: str) -> None:
                                    err_msg=f"{case.name}: {case.equation}")
 
 
-@pytest.mark.parametrize("m,n,k", [(2, 3, 2), (17, 33, 5), (70, 65, 40), (64, 64, 16)])
+@pytest.mark.parametrize("m,n,k", [(2, 3, 2), (17, 33, 5), (70, 65, 40), (64, 64, 16),
+                                   (130, 200, 48), (256, 128, 64)])
 def test_tiled_gemm_odd_sizes(m: int, n: int, k: int) -> None:
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     program = program_for("ik,kj->ij", [a, b], "float64")
     gpu = G.gpu_kernels(program, tiled="always")[0]
     assert gpu.schedule.template == "tiled" and gpu.schedule.shared == ("As", "Bs")
-    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), a @ b, rtol=1e-12)
+    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), a @ b, rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64"])
+def test_full_register_tiles_at_ragged_edges(dtype: str, monkeypatch) -> None:
+    monkeypatch.setattr(G, "TILED_MIN_BLOCKS", 1)  # keep 128-row tiles on a small problem
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((200, 40)), rng.standard_normal((40, 150))
+    if dtype == "complex64":
+        a, b = a + 1j * rng.standard_normal(a.shape), b - 1j * rng.standard_normal(b.shape)
+    a, b = a.astype(dtype), b.astype(dtype)
+    program = program_for("ik,kj->ij", [a, b], dtype)
+    tiles = dict(G.gpu_kernels(program)[0].schedule.tiles)
+    assert tiles["bm"] == 128 and tiles["tm"] == 8
+    np.testing.assert_allclose(run_program(program, [a, b]), a @ b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("equation,shapes", [
@@ -209,6 +229,37 @@ def test_permuted_contractions(equation: str, shapes, tiled: str) -> None:
     program = program_for(equation, arrays, "float32", optimize=False)
     np.testing.assert_allclose(run_program(program, arrays, tiled=tiled),
                                np.einsum(equation, *arrays), rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("z_limit,serial", [(65535, 0), (6, 2)])
+def test_outer_indices_fold_into_blockIdx_z(z_limit: int, serial: int, monkeypatch) -> None:
+    monkeypatch.setitem(G.GRID_LIMITS, "z", z_limit)
+    rng = np.random.default_rng(7)
+    equation = "abcdef,cdgh->abghef"
+    arrays = [rng.standard_normal(s) for s in [(2, 3, 4, 2, 2, 3), (4, 2, 3, 5)]]
+    program = program_for(equation, arrays, "float64", optimize=False)
+    gpu = G.gpu_kernels(program, tiled="always")[0]
+    folded = dict(gpu.schedule.folded)
+    assert gpu.schedule.grid[2] == int(np.prod(list(folded.values()))) <= z_limit
+    assert len(folded) == 4 - serial and "# blockIdx.z = " in G.format_gpu_kernel(gpu)
+    np.testing.assert_allclose(run_program(program, arrays, tiled="always"),
+                               np.einsum(equation, *arrays), rtol=1e-12, atol=1e-12)
+
+
+def test_constant_factor_scales_the_tiled_product() -> None:
+    m, k, n = 70, 40, 65
+    product = P.Binary("mul", P.Read("in0", ("i", "k")), P.Read("in1", ("k", "j")))
+    stmt = P.Statement("out", ("i", "j"), "sum",
+                       P.Binary("mul", P.Constant(2.0, "float64"), product), "float64")
+    program = P.Program(
+        (P.Tensor("in0", (m, k), "float64"), P.Tensor("in1", (k, n), "float64"),
+         P.Tensor("out", (m, n), "float64")), ("in0", "in1"), ("out",), (stmt,),
+        (("i", m), ("k", k), ("j", n)))
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    assert G.gpu_kernels(program, tiled="always")[0].schedule.template == "tiled"
+    np.testing.assert_allclose(run_program(program, [a, b], tiled="always"), 2 * a @ b,
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_strided_inputs_via_layouts() -> None:
@@ -238,8 +289,11 @@ def test_schedule_is_plain_data() -> None:
     b = np.ones((96, 80), np.float32)
     gpu = G.gpu_kernels(program_for("ik,kj->ij", [a, b], "float32"))[0]
     data = gpu.schedule.to_json()
-    assert data["template"] == "tiled" and data["block"] == [16, 16, 1]
-    assert data["grid"] == [2, 2, 1] and data["tiles"]["bk"] == 16
+    # 128 x 128 tiles would make one block: shrunk to 32 x 64 for the SMs' sake, with
+    # 8 x 8 threads
+    assert data["template"] == "tiled" and data["block"] == [8, 8, 1]
+    assert data["grid"] == [2, 4, 1]
+    assert data["tiles"] == {"bm": 32, "bn": 64, "bk": 16, "tm": 4, "tn": 8}
     assert dict(gpu.schedule.bindings) == {"c": "x", "a": "y"}
     text = G.format_gpu_kernel(gpu)
     assert "allocate shared As" in text and "barrier" in text
@@ -344,3 +398,19 @@ def test_exact_precision_never_uses_tensor_cores() -> None:
     assert G.gpu_kernels(program, precision="tf32")[0].schedule.template == "mma"
     with pytest.raises(Exception, match="precision must be one of"):
         G.gpu_kernels(program, precision="bf16")
+
+
+@pytest.mark.parametrize("dtype,tiles", [("float32", (128, 128, 8, 8)),
+                                         ("float64", (128, 64, 8, 4)),
+                                         ("complex128", (64, 64, 4, 4))])
+def test_register_tile_per_dtype(dtype: str, tiles) -> None:
+    a, b = np.ones((2048, 32), dtype), np.ones((32, 2048), dtype)
+    gpu = G.gpu_kernels(program_for("ik,kj->ij", [a, b], dtype))[0]
+    data = gpu.schedule.to_json()["tiles"]
+    assert (data["bm"], data["bn"], data["tm"], data["tn"]) == tiles
+    text = G.format_gpu_kernel(gpu)
+    # the sizes divide into whole tiles: no guards but the one skipping the last prefetch
+    assert text.count("while <") == 1 and "k.next" in text
+    # a thread's rows and columns come in runs of 4 (128-bit shared loads), 64 apart
+    if tiles[2] == 8:
+        assert "As[132*k.step + 4*threadIdx.y + 64]" in text

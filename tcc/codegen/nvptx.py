@@ -105,14 +105,20 @@ class _GpuRenderer(_KernelRenderer):
     def __init__(self, gpu: GpuKernel, builder: ir.IRBuilder, entry: ir.Block,
                  pointers: dict[str, ir.Value]) -> None:
         super().__init__(gpu.kernel, builder, entry, pointers, threads=1)
-        self.shared = gpu.schedule.shared
+        self.shared, self.folded = gpu.schedule.shared, gpu.schedule.folded
         threads = gpu.schedule.threads  # a block smaller than a warp shuffles among its own
         self.warp_mask = (1 << min(threads, WARP)) - 1
 
     def read_special_registers(self) -> None:
+        """The hardware indices, and the indices that ``blockIdx.z`` packs (mixed radix)."""
+        b = self.builder
         for var, intrinsic in SPECIAL_REGISTERS.items():
-            value = _call(self.builder, intrinsic, S.I32, [])
-            self.loop_vars[var] = self.builder.zext(value, S.I64, name=var)
+            value = _call(b, intrinsic, S.I32, [])
+            self.loop_vars[var] = b.zext(value, S.I64, name=var)
+        rest = self.loop_vars["blockIdx.z"]
+        for index, extent in reversed(self.folded):
+            self.loop_vars[index] = b.urem(rest, ir.Constant(S.I64, extent), name=index)
+            rest = b.udiv(rest, ir.Constant(S.I64, extent))
 
     def scalar(self, expr: L.Scalar) -> S.Value:
         if isinstance(expr, L.Unary):
@@ -184,8 +190,9 @@ class _GpuRenderer(_KernelRenderer):
         """A shared buffer is an ``addrspace(3)`` global of the module; any other local
         buffer is per-thread (an ``alloca``, kept in registers or local memory)."""
         b = self.builder
-        element = S.memory_type(stmt.dtype)
-        array = ir.ArrayType(element, max(stmt.size, 1))
+        element = S.memory_type(stmt.dtype)  # a complex element is two of these
+        parts = 2 if DTYPES[stmt.dtype].is_complex else 1
+        array = ir.ArrayType(element, max(stmt.size * parts, 1))
         if stmt.name in self.shared:
             name = f"{b.function.name}.{stmt.name}"
             storage = ir.GlobalVariable(b.module, array, name, addrspace=SHARED)
@@ -219,6 +226,8 @@ def declare_kernel(module: ir.Module, gpu: GpuKernel) -> ir.Function:
     i32 = S.I32
     annotations = [("kernel", 1)] + [
         (f"maxntid{d}", n) for d, n in zip("xyz", gpu.schedule.block, strict=True)]
+    if gpu.schedule.min_blocks_per_sm > 1:
+        annotations.append(("minctasm", gpu.schedule.min_blocks_per_sm))
     for key, value in annotations:
         module.add_named_metadata(
             "nvvm.annotations",

@@ -20,24 +20,33 @@ innermost output loops are bound to x, y, z; the rest stay serial loops of every
 
 An extent larger than the grid allows gets a grid-stride loop (``j.pass``).
 
-*tiled* (pairwise float contractions, the GEMM/GETT view of ``gett.analyze``). One index of
-each of the M, N and K groups is tiled (BM x BN block tile, BK deep); the other output
-indices go to ``blockIdx.z`` (the largest) or to serial loops, the other K indices to
-serial loops around the K tiles. A block of 16 x 16 threads computes a BM x BN tile of C,
-each thread a TM x TN register tile at rows ``ty + 16*i`` and columns ``tx + 16*j`` (C
-stores are coalesced along N). Per K tile, A and B tiles are loaded cooperatively into
-shared memory (reading along each tensor's unit-stride index, zero-padded at edges; a
-tile read along K is stored transposed, its rows padded by one against bank conflicts)::
+*tiled* (pairwise contractions, the GEMM/GETT view of ``gett.analyze``). One index of each
+of the M, N and K groups is tiled (BM x BN block tile, BK = 16 deep); the other output
+indices are packed into ``blockIdx.z`` (largest first, while its limit allows; the
+renderer decodes them) or left to serial loops, the other K indices to serial loops
+around the K tiles. A block of 8 x 8 to 16 x 16 threads computes a BM x BN tile of C
+(128 x 128, halved for small M or N and for a grid with fewer blocks than SMs). Each
+thread holds a TM x TN register tile (8 x 8 in float32; per dtype, as many accumulators
+as fit in 64 registers; smaller only in tiles under 64) whose rows are runs of four,
+``4*ty + {0..3}`` and ``4*ty + 64 + {0..3}`` with 16 threads along M, and likewise its
+columns with ``tx``: every run is one 128-bit
+shared load (LLVM's load-store vectorizer merges the four), and the four stores of a run
+from 16 threads cover 256 contiguous bytes of C. A and B tiles pass through registers
+into shared memory, each read along the tensor's unit-stride index (a tile read along K is
+stored transposed, its rows padded by four against bank conflicts); the next K tile is
+fetched while this one is multiplied::
 
     allocate As[BK*BM], Bs[BK*BN] (shared):
-      acc[TM][TN] = 0
+      acc[TM][TN] = 0; fetch tile 0 into registers (0 outside A, B)
       for kt in 0..ceil(K/BK):
-        As[kk, mm] = A[m0 + mm, kt*BK + kk]  (4 rounds; 0 outside A)
-        Bs[kk, nn] = B[kt*BK + kk, n0 + nn]
+        As[kk, mm], Bs[kk, nn] = the fetched registers
         barrier
-        for kk in 0..BK: acc[i][j] += As[kk, ty + 16*i] * Bs[kk, tx + 16*j]
+        fetch tile kt + 1 (its loads in flight during the FMAs)
+        for kk in 0..BK: acc[i][j] += As[kk, row(i)] * Bs[kk, col(j)]
         barrier
-      C[m0 + ty + 16*i, n0 + tx + 16*j] (+)= acc[i][j]   (guarded at edges)
+      C[m0 + row(i), n0 + col(j)] (+)= acc[i][j]
+
+Guards appear only along extents that the tiles do not divide.
 
 Tensor cores (mma/wmma for fp16/bf16/tf32) are not scheduled yet.
 """
@@ -48,6 +57,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from tcc.dtypes import DTYPES
 from tcc.errors import ScheduleError
 from tcc.ir import loops as L
 from tcc.ir import program as P
@@ -67,7 +77,8 @@ TILED_MIN_FLOPS = 2 * 64**3  # below this the plain loop schedule is as good
 @dataclass(frozen=True, slots=True)
 class GpuSchedule:
     """How a kernel runs on the GPU, as data: launch dims, index -> dimension bindings,
-    shared-memory buffers, tile sizes and the template that produced it."""
+    shared-memory buffers, tile sizes and the template that produced it. A ``folded`` index
+    is a free variable of the body, decoded from ``blockIdx.z`` by the renderer."""
 
     template: str  # "loops" | "reduce" | "tiled"
     grid: tuple[int, int, int]
@@ -75,6 +86,9 @@ class GpuSchedule:
     bindings: tuple[tuple[str, str], ...] = ()  # (index, "x" | "y" | "z")
     shared: tuple[str, ...] = ()
     tiles: tuple[tuple[str, int], ...] = ()
+    # indices that blockIdx.z packs, slowest first, with their extents (z = a*E + e)
+    folded: tuple[tuple[str, int], ...] = ()
+    min_blocks_per_sm: int = 1  # > 1 caps the registers a thread may use (ptxas)
 
     @property
     def threads(self) -> int:
@@ -83,7 +97,8 @@ class GpuSchedule:
     def to_json(self) -> dict:
         return {"template": self.template, "grid": list(self.grid), "block": list(self.block),
                 "bindings": [list(b) for b in self.bindings], "shared": list(self.shared),
-                "tiles": dict(self.tiles)}
+                "tiles": dict(self.tiles), "folded": [list(f) for f in self.folded],
+                "min_blocks_per_sm": self.min_blocks_per_sm}
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,19 +327,49 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
 
 @dataclass(frozen=True, slots=True)
 class TileParams:
-    """Block tile BM x BN, BK deep; 16 x 16 threads, each a (BM/16) x (BN/16) register tile."""
+    """Block tile BM x BN, BK deep, of (BN/TN) x (BM/TM) threads, each a TM x TN register
+    tile."""
 
-    bm: int = 64
-    bn: int = 64
+    bm: int = 128
+    bn: int = 128
+    tm: int = 8
+    tn: int = 8
     bk: int = 16
 
-    def fit(self, m: int, n: int) -> TileParams:
-        """Shrink the block tile for small M or N (never below 16)."""
-        return replace(self, bm=max(16, min(self.bm, _pow2_at_least(m))),
-                       bn=max(16, min(self.bn, _pow2_at_least(n))))
+    @property
+    def threads(self) -> tuple[int, int]:
+        """(x, y): x along N, y along M."""
+        return self.bn // self.tn, self.bm // self.tm
+
+    @staticmethod
+    def for_dtype(dtype: str) -> TileParams:
+        """8 x 8 registers, halved (N first) until a thread's accumulators fit in 64 32-bit
+        registers: 8 x 8 float32, 8 x 4 float64, 4 x 4 complex128; 16 x 16 threads. More
+        would leave one block per SM, or spill."""
+        tm = tn = 8
+        while tm * tn * DTYPES[dtype].itemsize > 256:
+            tm, tn = (tm, tn // 2) if tn >= tm else (tm // 2, tn)
+        return TileParams(MAX_THREADS_XY * tm, MAX_THREADS_XY * tn, tm, tn)
+
+    def fit(self, m: int, n: int, others: int = 1) -> TileParams:
+        """Shrink the block tile for small M or N (never below 16), then, down to 64 x 32,
+        while the grid (``others`` blocks per tile) would leave SMs idle. A smaller tile
+        keeps its register tile and loses threads, down to 8 x 8 threads."""
+        bm = max(16, min(self.bm, _pow2_at_least(m)))
+        bn = max(16, min(self.bn, _pow2_at_least(n)))
+        while bm * bn > 64 * 32 and -(-m // bm) * -(-n // bn) * others < TILED_MIN_BLOCKS:
+            bm, bn = (bm // 2, bn) if bm >= bn else (bm, bn // 2)
+        tm, tn = min(self.tm, bm // MIN_THREADS_XY), min(self.tn, bn // MIN_THREADS_XY)
+        return replace(self, bm=bm, bn=bn, tm=tm, tn=tn)
 
 
-THREADS_XY = 16
+MIN_THREADS_XY, MAX_THREADS_XY = 8, 16  # threads along M and along N; BK is a multiple
+RUN = 4  # a thread's register rows (and columns) come in runs of 4: one 128-bit shared load
+TILED_MIN_BLOCKS = 132  # one block per SM of an H100/H200
+# two blocks per SM let one block's FMAs run while the other waits at a barrier: at most
+# 128 registers a thread of 256 (float32 needs 127; float64's 8 x 4 tile spills a few
+# fetched values)
+TILED_BLOCKS_PER_SM = 2
 
 
 def _pick(group: tuple[str, ...], shape: GettShape, tensor: str) -> str:
@@ -333,116 +378,169 @@ def _pick(group: tuple[str, ...], shape: GettShape, tensor: str) -> str:
                                      -abs(shape.coefs[tensor].get(i, 0))))
 
 
+def _guard(var: str, body: tuple[L.Stmt, ...], bound: Aff, ragged: int) -> tuple[L.Stmt, ...]:
+    """``body`` where ``bound > 0``, when the tiles leave a ``ragged`` edge (else always)."""
+    return (L.For(var, 1, body, bound=bound),) if ragged else body
+
+
+def _spread(thread: str, count: int, threads: int) -> list[Aff]:
+    """A thread's ``count`` rows (or columns) of the block tile: runs of ``RUN`` consecutive
+    ones, ``threads`` runs apart (``4*tx + {0..3}``, ``4*tx + 64 + {0..3}``), so each run
+    is one aligned vector load from shared memory and the threads store runs side by side."""
+    run = min(RUN, count)
+    return [Aff.var(thread, run) + i % run + threads * run * (i // run) for i in range(count)]
+
+
 class _Tiled:
     def __init__(self, shape: GettShape, params: TileParams, dtype: str, accumulate: bool):
         self.s, self.p, self.dtype, self.accumulate = shape, params, dtype, accumulate
         self.mt, self.nt, self.kt = (_pick(shape.m, shape, shape.c), _pick(shape.n, shape, shape.c),
                                      _pick(shape.k, shape, shape.a))
         outer = [i for i in (*shape.batch, *shape.m, *shape.n) if i not in (self.mt, self.nt)]
-        self.z = max(outer, key=lambda i: shape.sizes[i]) if outer else None
-        self.serial_out = [i for i in outer if i != self.z]
+        self.folded: list[str] = []  # on blockIdx.z, largest first while the grid allows
+        for index in sorted(outer, key=lambda i: -shape.sizes[i]):
+            if self.z_blocks * shape.sizes[index] <= GRID_LIMITS["z"]:
+                self.folded.append(index)
+        self.folded.sort(key=outer.index)
+        self.serial_out = [i for i in outer if i not in self.folded]
         self.serial_k = [i for i in shape.k if i != self.kt]
-        self.tm, self.tn = params.bm // THREADS_XY, params.bn // THREADS_XY
-        # a tile loaded along K is stored transposed: pad its rows against bank conflicts
-        self.rows = {"As": params.bm + self.k_fast(shape.a, self.mt),
-                     "Bs": params.bn + self.k_fast(shape.b, self.nt)}
+        self.tm, self.tn, self.bk = params.tm, params.tn, params.bk
+        self.tx, self.ty = params.threads
+        # a tile loaded along K is stored transposed: pad its rows against bank conflicts,
+        # by a whole run so that every run stays 16-byte aligned
+        self.rows = {"As": params.bm + RUN * self.k_fast(shape.a, self.mt),
+                     "Bs": params.bn + RUN * self.k_fast(shape.b, self.nt)}
+
+    @property
+    def z_blocks(self) -> int:
+        return math.prod(self.s.sizes[i] for i in self.folded)
 
     def k_fast(self, tensor: str, outer: str) -> bool:
         coefs = self.s.coefs[tensor]
         return abs(coefs.get(self.kt, 0)) <= abs(coefs.get(outer, 0))
 
     def affine(self, tensor: str, where: Mapping[str, Aff]) -> Aff:
-        """``tensor``'s element offset with index values ``where`` (others: loop vars)."""
+        """``tensor``'s element offset with index values ``where`` (others: loop vars, or
+        decoded from ``blockIdx.z``)."""
         total = Aff()
-        fixed = {self.z: Aff.var("blockIdx.z")} if self.z is not None else {}
         for index, coef in self.s.coefs[tensor].items():
-            value = where.get(index) or fixed.get(index) or Aff.var(index)
+            value = where.get(index) or Aff.var(index)
             total = total + value * coef
         return total
 
-    def load_tile(self, tensor: str, tile: str, outer: str, width: int) -> list[L.Stmt]:
-        """``tile[kk*width + o] = tensor[outer0 + o, kt*BK + kk]`` for the block, 0 outside."""
-        s, p = self.s, self.p
+    def tile_slots(self, tensor: str, tile: str, outer: str) -> list[tuple[Aff, Aff, Aff]]:
+        """(element of ``tile``, outer index, k index within the tile) that each thread
+        moves per K tile."""
+        width = self.p.bm if tile == "As" else self.p.bn
         base = Aff.var(f"blockIdx.{'y' if tile == 'As' else 'x'}", width)
-        extent_outer, extent_k = s.sizes[outer], s.sizes[self.kt]
-        k_fast = self.k_fast(tensor, outer)
-        tx, ty = Aff.var("threadIdx.x"), Aff.var("threadIdx.y")
+        x, y = Aff.var("threadIdx.x"), Aff.var("threadIdx.y")
+        if self.k_fast(tensor, outer):  # threadIdx.x runs along the unit-stride index
+            pairs = [(x + k, y + o) for o in range(0, width, self.ty)
+                     for k in range(0, self.bk, self.tx)]
+        else:
+            pairs = [(y + k, x + o) for o in range(0, width, self.tx)
+                     for k in range(0, self.bk, self.ty)]
+        return [(kk * self.rows[tile] + oo, base + oo, kk) for kk, oo in pairs]
+
+    def fetch(self, tensor: str, tile: str, outer: str, k_tile: Aff) -> list[L.Stmt]:
+        """``tile.r = tensor[outer0 + o, k_tile*BK + kk]`` into registers, 0 outside the
+        tensor (guarded only along an extent that the tiles do not divide)."""
+        s = self.s
+        width = self.p.bm if tile == "As" else self.p.bn
+        ragged_o, ragged_k = s.sizes[outer] % width, s.sizes[self.kt] % self.bk
         stmts: list[L.Stmt] = []
-        for r in range(width // THREADS_XY):
-            kk, oo = (tx, ty + THREADS_XY * r) if k_fast else (ty, tx + THREADS_XY * r)
-            o_global, k_global = base + oo, Aff.var("k.tile", p.bk) + kk
-            where = {outer: o_global, self.kt: k_global}
-            slot = kk * self.rows[tile] + oo
-            load = L.Load(tensor, self.affine(tensor, where))
-            guarded = L.For(f"{tile}.k{r}", 1, (L.Store(tile, slot, load),),
-                            bound=extent_k - k_global)
-            stmts += [L.Store(tile, slot, L.Const(0.0, self.dtype)),
-                      L.For(f"{tile}.o{r}", 1, (guarded,), bound=extent_outer - o_global)]
+        for r, (_, o_global, kk) in enumerate(self.tile_slots(tensor, tile, outer)):
+            k_global = k_tile * self.bk + kk
+            load = L.Load(tensor, self.affine(tensor, {outer: o_global, self.kt: k_global}))
+            body = _guard(f"{tile}.k{r}", (L.Assign(f"{tile}.{r}", load),),
+                          s.sizes[self.kt] - k_global, ragged_k)
+            body = _guard(f"{tile}.o{r}", body, s.sizes[outer] - o_global, ragged_o)
+            if ragged_o or ragged_k:
+                stmts.append(L.Assign(f"{tile}.{r}", L.Const(0.0, self.dtype)))
+            stmts += body
         return stmts
 
+    def stash(self, tensor: str, tile: str, outer: str) -> list[L.Stmt]:
+        """The fetched registers into the shared tile."""
+        return [L.Store(tile, slot, L.Local(f"{tile}.{r}"))
+                for r, (slot, _, _) in enumerate(self.tile_slots(tensor, tile, outer))]
+
     def compute(self) -> L.Stmt:
-        p, dt = self.p, self.dtype
+        dt = self.dtype
         kk = Aff.var("k.step")
         step: list[L.Stmt] = []
-        for i in range(self.tm):
-            at = kk * self.rows["As"] + Aff.var("threadIdx.y") + THREADS_XY * i
-            step.append(L.Declare(f"a{i}", dt, L.Load("As", at)))
-        for j in range(self.tn):
-            at = kk * self.rows["Bs"] + Aff.var("threadIdx.x") + THREADS_XY * j
-            step.append(L.Declare(f"b{j}", dt, L.Load("Bs", at)))
+        for i, row in enumerate(_spread("threadIdx.y", self.tm, self.ty)):
+            step.append(L.Declare(f"a{i}", dt, L.Load("As", kk * self.rows["As"] + row)))
+        for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
+            step.append(L.Declare(f"b{j}", dt, L.Load("Bs", kk * self.rows["Bs"] + col)))
         for i in range(self.tm):
             for j in range(self.tn):
                 product = L.Binary("mul", L.Local(f"a{i}"), L.Local(f"b{j}"))
                 step.append(L.Assign(f"acc{i}_{j}", L.Binary("add", L.Local(f"acc{i}_{j}"),
                                                                product)))
-        return L.For("k.step", p.bk, tuple(step))
+        return L.For("k.step", self.bk, tuple(step))
 
     def store(self) -> list[L.Stmt]:
         s, p = self.s, self.p
         stmts: list[L.Stmt] = []
-        for i in range(self.tm):
-            m_global = Aff.var("blockIdx.y", p.bm) + Aff.var("threadIdx.y") + THREADS_XY * i
-            row = []
-            for j in range(self.tn):
-                n_global = Aff.var("blockIdx.x", p.bn) + Aff.var("threadIdx.x") + THREADS_XY * j
+        for i, row in enumerate(_spread("threadIdx.y", self.tm, self.ty)):
+            m_global = Aff.var("blockIdx.y", p.bm) + row
+            stores: list[L.Stmt] = []
+            for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
+                n_global = Aff.var("blockIdx.x", p.bn) + col
                 index = self.affine(s.c, {self.mt: m_global, self.nt: n_global})
                 value: L.Scalar = L.Local(f"acc{i}_{j}")
+                if s.scale != 1.0:  # constant factors of the product
+                    value = L.Binary("mul", value, L.Const(s.scale, self.dtype))
                 if self.accumulate:
                     value = L.Binary("add", L.Load(s.c, index), value)
-                row.append(L.For(f"n.{j}", 1, (L.Store(s.c, index, value),),
-                                 bound=s.sizes[self.nt] - n_global))
-            stmts.append(L.For(f"m.{i}", 1, tuple(row), bound=s.sizes[self.mt] - m_global))
+                stores += _guard(f"n.{j}", (L.Store(s.c, index, value),),
+                                 s.sizes[self.nt] - n_global, s.sizes[self.nt] % p.bn)
+            stmts += _guard(f"m.{i}", tuple(stores), s.sizes[self.mt] - m_global,
+                            s.sizes[self.mt] % p.bm)
         return stmts
 
     def body(self) -> tuple[L.Stmt, ...]:
-        s, p = self.s, self.p
-        k_tiles = -(-s.sizes[self.kt] // p.bk)
-        k_loop: tuple = (L.For("k.tile", k_tiles, (
-            *self.load_tile(s.a, "As", self.mt, p.bm),
-            *self.load_tile(s.b, "Bs", self.nt, p.bn),
-            Barrier(), self.compute(), Barrier(),
-        )),)
+        """Per K tile: the registers fetched one tile ahead go to shared memory, then the
+        next tile's global loads are issued before this tile's FMAs (their latency hides
+        behind the arithmetic; past the last tile the K guard leaves them zero)."""
+        s, dt = self.s, self.dtype
+        a, b = (s.a, "As", self.mt), (s.b, "Bs", self.nt)
+        k_tile, k_tiles = Aff.var("k.tile"), -(-s.sizes[self.kt] // self.bk)
+        prefetch: tuple = (*self.fetch(*a, k_tile + 1), *self.fetch(*b, k_tile + 1))
+        if s.sizes[self.kt] % self.bk == 0:  # no K guards: skip the fetch past the last tile
+            prefetch = (L.For("k.next", 1, prefetch, bound=k_tiles - 1 - k_tile),)
+        k_loop: tuple = (
+            *self.fetch(*a, Aff()), *self.fetch(*b, Aff()),
+            L.For("k.tile", k_tiles, (
+                *self.stash(*a), *self.stash(*b), Barrier(),
+                *prefetch, self.compute(), Barrier(),
+            )),
+        )
         for index in reversed(self.serial_k):
             k_loop = (L.For(index, s.sizes[index], k_loop),)
-        zero = L.Const(0.0, self.dtype)
+        zero = L.Const(0.0, dt)
         inner: tuple = (
-            *(L.Declare(f"acc{i}_{j}", self.dtype, zero)
-              for i in range(self.tm) for j in range(self.tn)),
+            *(L.Declare(f"acc{i}_{j}", dt, zero) for i in range(self.tm) for j in range(self.tn)),
             *k_loop, *self.store(),
         )
         for index in reversed(self.serial_out):
             inner = (L.For(index, s.sizes[index], inner),)
-        shared = (L.Allocate("Bs", self.dtype, p.bk * self.rows["Bs"], inner),)
-        return (L.Allocate("As", self.dtype, p.bk * self.rows["As"], shared),)
+        fetched = tuple(L.Declare(f"{tile}.{r}", dt, zero)
+                        for tensor, tile, outer in (a, b)
+                        for r in range(len(self.tile_slots(tensor, tile, outer))))
+        shared = (L.Allocate("Bs", dt, self.bk * self.rows["Bs"], (*fetched, *inner)),)
+        return (L.Allocate("As", dt, self.bk * self.rows["As"], shared),)
 
     def schedule(self) -> GpuSchedule:
         s, p = self.s, self.p
         grid = (-(-s.sizes[self.nt] // p.bn), -(-s.sizes[self.mt] // p.bm),
-                s.sizes[self.z] if self.z is not None else 1)
-        bindings = [(self.nt, "x"), (self.mt, "y")] + ([(self.z, "z")] if self.z else [])
-        tiles = (("bm", p.bm), ("bn", p.bn), ("bk", p.bk), ("tm", self.tm), ("tn", self.tn))
-        return GpuSchedule("tiled", grid, (THREADS_XY, THREADS_XY, 1), tuple(bindings),
-                           ("As", "Bs"), tiles)
+                self.z_blocks)
+        bindings = [(self.nt, "x"), (self.mt, "y")] + [(i, "z") for i in self.folded]
+        tiles = (("bm", p.bm), ("bn", p.bn), ("bk", self.bk), ("tm", self.tm), ("tn", self.tn))
+        folded = tuple((i, s.sizes[i]) for i in self.folded)
+        return GpuSchedule("tiled", grid, (self.tx, self.ty, 1), tuple(bindings),
+                           ("As", "Bs"), tiles, folded, TILED_BLOCKS_PER_SM)
 
 
 def tiled_schedule(program: P.Program, stmt: P.Statement,
@@ -454,8 +552,9 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
     shape = analyze(program, stmt, layouts)
     if shape is None:
         return None
-    builder = _Tiled(shape, TileParams(), stmt.dtype, stmt.accumulate)
-    fitted = (params or TileParams()).fit(shape.sizes[builder.mt], shape.sizes[builder.nt])
+    params = params or TileParams.for_dtype(stmt.dtype)
+    builder = _Tiled(shape, params, stmt.dtype, stmt.accumulate)
+    fitted = params.fit(shape.sizes[builder.mt], shape.sizes[builder.nt], builder.z_blocks)
     builder = _Tiled(shape, fitted, stmt.dtype, stmt.accumulate)
     schedule = builder.schedule()
     if any(g > GRID_LIMITS[d] for g, d in zip(schedule.grid, DIMENSIONS, strict=True)):
@@ -549,6 +648,11 @@ def format_gpu_kernel(gpu: GpuKernel) -> str:
     lines = [f"kernel {kernel.name}({params}):",
              f"  # {sched.template}: grid {sched.grid}, block {sched.block}, "
              f"bindings {dict(sched.bindings)}"]
+    if sched.folded:
+        strides = [math.prod(e for _, e in sched.folded[k + 1:]) for k in range(len(sched.folded))]
+        packed = " + ".join(index if stride == 1 else f"{stride}*{index}"
+                            for (index, _), stride in zip(sched.folded, strides, strict=True))
+        lines.append(f"  # blockIdx.z = {packed}")
     for stmt in kernel.body:
         _format(stmt, 1, lines, sched.shared)
     return "\n".join(lines)
