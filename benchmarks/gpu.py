@@ -5,8 +5,9 @@
 Each measurement: warm-up calls, then ``--repeat`` timings with CUDA events around ten
 back-to-back calls each, the median per call reported (operands and results on the GPU,
 launch overheads overlapping the work as in a program). torch runs
-twice, TF32 off and on (``torch.backends.cuda.matmul.allow_tf32``); tcc computes in plain
-fp32 (no tensor cores yet), so "vs fp32" is the fair ratio. Needs cuda-python, torch with
+twice, TF32 off and on (``torch.backends.cuda.matmul.allow_tf32``), beside tcc's exact
+float32 and its ``precision='tf32'`` (tensor cores) kernels; speeds are torch's time over
+tcc's (above 1: tcc is faster). Needs cuda-python, torch with
 CUDA and a GPU; exits 2 with a message otherwise. Prints ratios; never asserts timings.
 """
 
@@ -87,38 +88,48 @@ def _flops(equation: str, sizes: dict[str, int]) -> float:
 
 
 def run_case(torch, name: str, equation: str, sizes: dict[str, int], repeat: int) -> str:
+    """One row: tcc exact and tf32 beside torch fp32 and tf32; speeds as torch time over
+    tcc time (above 1: tcc is faster); errors as ||out - ref|| / ||ref|| against float64."""
     import tcc
 
     shapes = _shapes(equation, sizes)
     rng = np.random.default_rng(0)
     tensors = [torch.from_numpy(rng.standard_normal(s, dtype=np.float32)).cuda()
                for s in shapes]
-    kernel = tcc.compile(equation, *shapes, dtype="float32", target="cuda")
-
-    def run_tcc():
-        kernel(*tensors)
-
-    result = torch.as_tensor(kernel(*tensors), device="cuda")
-    torch.cuda.synchronize()
     is_matmul = equation == "ik,kj->ij"
+    contraction = len(shapes) == 2
 
     def run_torch():
         return torch.matmul(*tensors) if is_matmul else torch.einsum(equation, *tensors)
 
+    reference = torch.einsum(equation, *[t.double() for t in tensors])
+
+    def error(out) -> float:
+        out = torch.as_tensor(out, device="cuda").double()
+        return float((out - reference).norm() / reference.norm().clamp(min=1e-300))
+
+    times, errors = {}, {}
+    for precision in ("exact", "tf32") if contraction else ("exact",):
+        kernel = tcc.compile(equation, *shapes, dtype="float32", target="cuda",
+                             precision=precision)
+        errors[precision] = error(kernel(*tensors))
+        times[precision] = _time(torch, lambda k=kernel: k(*tensors), repeat)
+    for allow in (False, True) if contraction else (False,):
+        torch.backends.cuda.matmul.allow_tf32 = allow
+        times["torch tf32" if allow else "torch"] = _time(torch, run_torch, repeat)
     torch.backends.cuda.matmul.allow_tf32 = False
-    expected = run_torch()
-    error = float((result - expected).abs().max() / expected.abs().max().clamp(min=1e-30))
-    t_tcc = _time(torch, run_tcc, repeat)
-    t_fp32 = _time(torch, run_torch, repeat)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    t_tf32 = _time(torch, run_torch, repeat)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    tflops = _flops(equation, sizes) / (t_tcc * 1e-3) / 1e12
-    moved = (sum(t.numel() for t in tensors) + expected.numel()) * 4  # each tensor once
-    gbs = moved / (t_tcc * 1e-3) / 1e9
-    return (f"{name:26s} tcc {t_tcc:9.3f} ms ({tflops:6.2f} TFLOP/s, {gbs:6.0f} GB/s)  torch fp32 "
-            f"{t_fp32:9.3f} ms  tf32 {t_tf32:9.3f} ms  tcc/fp32 {t_tcc / t_fp32:6.2f}x  "
-            f"tcc/tf32 {t_tcc / t_tf32:6.2f}x  rel.err {error:.1e}")
+    t = times["exact"]
+    tflops = _flops(equation, sizes) / (t * 1e-3) / 1e12
+    moved = (sum(x.numel() for x in tensors) + reference.numel()) * 4  # each tensor once
+    row = (f"{name:24s} tcc {t:8.3f} ms {tflops:6.2f} TFLOP/s {moved / (t * 1e-3) / 1e9:5.0f} "
+           f"GB/s | torch {times['torch']:8.3f} ms | speed {times['torch'] / t:5.2f}x "
+           f"| err {errors['exact']:.0e}")
+    if contraction:
+        t32 = times["tf32"]
+        row += (f" || tf32: tcc {t32:8.3f} ms {_flops(equation, sizes) / (t32 * 1e9):6.1f} "
+                f"TFLOP/s | torch {times['torch tf32']:8.3f} ms | speed "
+                f"{times['torch tf32'] / t32:5.2f}x | err {errors['tf32']:.0e}")
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,9 +149,6 @@ def emulate(gpu: G.GpuKernel, buffers: dict[str, np.ndarray]) -> None:
     for z, y, x in itertools.product(*(range(g) for g in reversed(sched.grid))):
         variables = {"threadIdx.x": tx, "threadIdx.y": ty, "threadIdx.z": tz,
                      "blockIdx.x": x, "blockIdx.y": y, "blockIdx.z": z}
-        rest = z
-        for index, extent in reversed(sched.folded):
-            variables[index], rest = rest % extent, rest // extent
         block = _Block(buffers, variables, threads, sched.shared)
         block.run(gpu.kernel.body, np.ones(threads, bool))
 
@@ -231,17 +228,29 @@ def test_permuted_contractions(equation: str, shapes, tiled: str) -> None:
                                np.einsum(equation, *arrays), rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("z_limit,serial", [(65535, 0), (6, 2)])
-def test_outer_indices_fold_into_blockIdx_z(z_limit: int, serial: int, monkeypatch) -> None:
-    monkeypatch.setitem(G.GRID_LIMITS, "z", z_limit)
+def test_groups_flatten_into_one_gemm() -> None:
     rng = np.random.default_rng(7)
-    equation = "abcdef,cdgh->abghef"
+    equation = "abcdef,cdgh->abghef"  # M = (a, b, e, f), N = (g, h), K = (c, d)
     arrays = [rng.standard_normal(s) for s in [(2, 3, 4, 2, 2, 3), (4, 2, 3, 5)]]
     program = program_for(equation, arrays, "float64", optimize=False)
     gpu = G.gpu_kernels(program, tiled="always")[0]
-    folded = dict(gpu.schedule.folded)
-    assert gpu.schedule.grid[2] == int(np.prod(list(folded.values()))) <= z_limit
-    assert len(folded) == 4 - serial and "# blockIdx.z = " in G.format_gpu_kernel(gpu)
+    assert sorted(dict(gpu.schedule.bindings)) == ["a_b_e_f", "g_h"]  # one each on x and y
+    text = G.format_gpu_kernel(gpu)
+    assert "a.Bs0 = (" in text and "% 3" in text  # digits of a flattened row or column
+    np.testing.assert_allclose(run_program(program, arrays, tiled="always"),
+                               np.einsum(equation, *arrays), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("z_limit,serial", [(65535, 0), (5, 2)])
+def test_batch_group_on_blockIdx_z(z_limit: int, serial: int, monkeypatch) -> None:
+    monkeypatch.setitem(G.GRID_LIMITS, "z", z_limit)
+    rng = np.random.default_rng(8)
+    equation = "xyij,xyjk->xyik"
+    arrays = [rng.standard_normal(s) for s in [(2, 3, 5, 4), (2, 3, 4, 6)]]
+    program = program_for(equation, arrays, "float64", optimize=False)
+    gpu = G.gpu_kernels(program, tiled="always")[0]
+    assert gpu.schedule.grid[2] == (6 if not serial else 3)
+    assert G.format_gpu_kernel(gpu).count("for a in 0..2") == (serial > 0)
     np.testing.assert_allclose(run_program(program, arrays, tiled="always"),
                                np.einsum(equation, *arrays), rtol=1e-12, atol=1e-12)
 

@@ -105,20 +105,15 @@ class _GpuRenderer(_KernelRenderer):
     def __init__(self, gpu: GpuKernel, builder: ir.IRBuilder, entry: ir.Block,
                  pointers: dict[str, ir.Value]) -> None:
         super().__init__(gpu.kernel, builder, entry, pointers, threads=1)
-        self.shared, self.folded = gpu.schedule.shared, gpu.schedule.folded
+        self.shared = gpu.schedule.shared
         threads = gpu.schedule.threads  # a block smaller than a warp shuffles among its own
         self.warp_mask = (1 << min(threads, WARP)) - 1
 
     def read_special_registers(self) -> None:
-        """The hardware indices, and the indices that ``blockIdx.z`` packs (mixed radix)."""
         b = self.builder
         for var, intrinsic in SPECIAL_REGISTERS.items():
             value = _call(b, intrinsic, S.I32, [])
             self.loop_vars[var] = b.zext(value, S.I64, name=var)
-        rest = self.loop_vars["blockIdx.z"]
-        for index, extent in reversed(self.folded):
-            self.loop_vars[index] = b.urem(rest, ir.Constant(S.I64, extent), name=index)
-            rest = b.udiv(rest, ir.Constant(S.I64, extent))
 
     def scalar(self, expr: L.Scalar) -> S.Value:
         if isinstance(expr, L.Unary):

@@ -65,6 +65,7 @@ from tcc.ir.printer import format_scalar
 from tcc.passes.lower import _Accesses, loop_order, lower_statement
 from tcc.passes.schedule import nest
 from tcc.passes.schedule.gett import GettShape, analyze
+from tcc.passes.schedule.gpu_gett import FlatGett
 from tcc.passes.schedule.gpu_ir import Barrier, IndexOf, Mma, WarpReduce, unflatten
 
 Aff = L.Affine
@@ -77,17 +78,14 @@ TILED_MIN_FLOPS = 2 * 64**3  # below this the plain loop schedule is as good
 @dataclass(frozen=True, slots=True)
 class GpuSchedule:
     """How a kernel runs on the GPU, as data: launch dims, index -> dimension bindings,
-    shared-memory buffers, tile sizes and the template that produced it. A ``folded`` index
-    is a free variable of the body, decoded from ``blockIdx.z`` by the renderer."""
+    shared-memory buffers, tile sizes and the template that produced it."""
 
-    template: str  # "loops" | "reduce" | "tiled"
+    template: str  # "loops" | "reduce" | "tiled" | "mma"
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     bindings: tuple[tuple[str, str], ...] = ()  # (index, "x" | "y" | "z")
     shared: tuple[str, ...] = ()
     tiles: tuple[tuple[str, int], ...] = ()
-    # indices that blockIdx.z packs, slowest first, with their extents (z = a*E + e)
-    folded: tuple[tuple[str, int], ...] = ()
     min_blocks_per_sm: int = 1  # > 1 caps the registers a thread may use (ptxas)
 
     @property
@@ -97,7 +95,7 @@ class GpuSchedule:
     def to_json(self) -> dict:
         return {"template": self.template, "grid": list(self.grid), "block": list(self.block),
                 "bindings": [list(b) for b in self.bindings], "shared": list(self.shared),
-                "tiles": dict(self.tiles), "folded": [list(f) for f in self.folded],
+                "tiles": dict(self.tiles),
                 "min_blocks_per_sm": self.min_blocks_per_sm}
 
 
@@ -372,12 +370,6 @@ TILED_MIN_BLOCKS = 132  # one block per SM of an H100/H200
 TILED_BLOCKS_PER_SM = 2
 
 
-def _pick(group: tuple[str, ...], shape: GettShape, tensor: str) -> str:
-    """The index of ``group`` to tile: a long one, then the smallest stride in ``tensor``."""
-    return max(group, key=lambda i: (min(shape.sizes[i], 64),
-                                     -abs(shape.coefs[tensor].get(i, 0))))
-
-
 def _guard(var: str, body: tuple[L.Stmt, ...], bound: Aff, ragged: int) -> tuple[L.Stmt, ...]:
     """``body`` where ``bound > 0``, when the tiles leave a ``ragged`` edge (else always)."""
     return (L.For(var, 1, body, bound=bound),) if ragged else body
@@ -392,49 +384,43 @@ def _spread(thread: str, count: int, threads: int) -> list[Aff]:
 
 
 class _Tiled:
+    """The tiled template over flattened groups (:class:`FlatGett`): M on blockIdx.y, N on
+    blockIdx.x, the batch group on blockIdx.z (its outer indices serial past the grid's
+    limit), K in tiles of BK."""
+
     def __init__(self, shape: GettShape, params: TileParams, dtype: str, accumulate: bool):
         self.s, self.p, self.dtype, self.accumulate = shape, params, dtype, accumulate
-        self.mt, self.nt, self.kt = (_pick(shape.m, shape, shape.c), _pick(shape.n, shape, shape.c),
-                                     _pick(shape.k, shape, shape.a))
-        outer = [i for i in (*shape.batch, *shape.m, *shape.n) if i not in (self.mt, self.nt)]
-        self.folded: list[str] = []  # on blockIdx.z, largest first while the grid allows
-        for index in sorted(outer, key=lambda i: -shape.sizes[i]):
-            if self.z_blocks * shape.sizes[index] <= GRID_LIMITS["z"]:
-                self.folded.append(index)
-        self.folded.sort(key=outer.index)
-        self.serial_out = [i for i in outer if i not in self.folded]
-        self.serial_k = [i for i in shape.k if i != self.kt]
+        f = self.f = FlatGett(shape)
+        self.extents = {"M": f.extent(f.m), "N": f.extent(f.n), "K": f.extent(f.k)}
+        z = list(f.batch)  # the innermost batch indices that fit on blockIdx.z
+        while f.extent(z) > GRID_LIMITS["z"]:
+            z.pop(0)
+        self.z, self.serial_out = tuple(z), f.batch[:len(f.batch) - len(z)]
         self.tm, self.tn, self.bk = params.tm, params.tn, params.bk
         self.tx, self.ty = params.threads
         # a tile loaded along K is stored transposed: pad its rows against bank conflicts,
         # by a whole run so that every run stays 16-byte aligned
-        self.rows = {"As": params.bm + RUN * self.k_fast(shape.a, self.mt),
-                     "Bs": params.bn + RUN * self.k_fast(shape.b, self.nt)}
+        self.rows = {"As": params.bm + RUN * f.along_k(shape.a, f.m),
+                     "Bs": params.bn + RUN * f.along_k(shape.b, f.n)}
+        self.head: list = []  # digits computed once, at the top of the kernel
+        z_head, self.where_z = f.split(self.z, Aff.var("blockIdx.z"), "z")
+        self.head += z_head
+        self.where_z.update({i: Aff.var(i) for i in self.serial_out})
 
     @property
     def z_blocks(self) -> int:
-        return math.prod(self.s.sizes[i] for i in self.folded)
+        return self.f.extent(self.z)
 
-    def k_fast(self, tensor: str, outer: str) -> bool:
-        coefs = self.s.coefs[tensor]
-        return abs(coefs.get(self.kt, 0)) <= abs(coefs.get(outer, 0))
+    def group(self, tile: str) -> tuple[str, ...]:
+        return self.f.m if tile == "As" else self.f.n
 
-    def affine(self, tensor: str, where: Mapping[str, Aff]) -> Aff:
-        """``tensor``'s element offset with index values ``where`` (others: loop vars, or
-        decoded from ``blockIdx.z``)."""
-        total = Aff()
-        for index, coef in self.s.coefs[tensor].items():
-            value = where.get(index) or Aff.var(index)
-            total = total + value * coef
-        return total
-
-    def tile_slots(self, tensor: str, tile: str, outer: str) -> list[tuple[Aff, Aff, Aff]]:
-        """(element of ``tile``, outer index, k index within the tile) that each thread
-        moves per K tile."""
+    def tile_slots(self, tensor: str, tile: str) -> list[tuple[Aff, Aff, Aff]]:
+        """(element of ``tile``, flat M or N position, k position within the tile) that
+        each thread moves per K tile."""
         width = self.p.bm if tile == "As" else self.p.bn
         base = Aff.var(f"blockIdx.{'y' if tile == 'As' else 'x'}", width)
         x, y = Aff.var("threadIdx.x"), Aff.var("threadIdx.y")
-        if self.k_fast(tensor, outer):  # threadIdx.x runs along the unit-stride index
+        if self.f.along_k(tensor, self.group(tile)):  # threadIdx.x runs along K
             pairs = [(x + k, y + o) for o in range(0, width, self.ty)
                      for k in range(0, self.bk, self.tx)]
         else:
@@ -442,28 +428,39 @@ class _Tiled:
                      for k in range(0, self.bk, self.ty)]
         return [(kk * self.rows[tile] + oo, base + oo, kk) for kk, oo in pairs]
 
-    def fetch(self, tensor: str, tile: str, outer: str, k_tile: Aff) -> list[L.Stmt]:
-        """``tile.r = tensor[outer0 + o, k_tile*BK + kk]`` into registers, 0 outside the
-        tensor (guarded only along an extent that the tiles do not divide)."""
-        s = self.s
+    def digits(self) -> None:
+        """The M and N digits of every row and column a thread loads, once at the top."""
+        for tensor, tile in ((self.s.a, "As"), (self.s.b, "Bs")):
+            self.where_o: dict = getattr(self, "where_o", {})
+            for r, (_, o_global, _) in enumerate(self.tile_slots(tensor, tile)):
+                head, self.where_o[tile, r] = self.f.split(self.group(tile), o_global,
+                                                           f"{tile}{r}")
+                self.head += head
+
+    def fetch(self, tensor: str, tile: str, k_tile: Aff) -> list[L.Stmt]:
+        """``tile.r = tensor[o, k_tile*BK + kk]`` into registers, 0 outside the tensor
+        (guarded only along an extent that the tiles do not divide)."""
         width = self.p.bm if tile == "As" else self.p.bn
-        ragged_o, ragged_k = s.sizes[outer] % width, s.sizes[self.kt] % self.bk
+        extent_o = self.extents["M" if tile == "As" else "N"]
+        ragged_o, ragged_k = extent_o % width, self.extents["K"] % self.bk
         stmts: list[L.Stmt] = []
-        for r, (_, o_global, kk) in enumerate(self.tile_slots(tensor, tile, outer)):
+        for r, (_, o_global, kk) in enumerate(self.tile_slots(tensor, tile)):
             k_global = k_tile * self.bk + kk
-            load = L.Load(tensor, self.affine(tensor, {outer: o_global, self.kt: k_global}))
-            body = _guard(f"{tile}.k{r}", (L.Assign(f"{tile}.{r}", load),),
-                          s.sizes[self.kt] - k_global, ragged_k)
-            body = _guard(f"{tile}.o{r}", body, s.sizes[outer] - o_global, ragged_o)
+            k_head, where_k = self.f.split(self.f.k, k_global, f"{tile}k{r}")
+            where = {**self.where_o[tile, r], **where_k, **self.where_z}
+            load = L.Load(tensor, self.f.address(tensor, where))
+            body = _guard(f"{tile}.k{r}", (*k_head, L.Assign(f"{tile}.{r}", load)),
+                          self.extents["K"] - k_global, ragged_k)
+            body = _guard(f"{tile}.o{r}", body, extent_o - o_global, ragged_o)
             if ragged_o or ragged_k:
                 stmts.append(L.Assign(f"{tile}.{r}", L.Const(0.0, self.dtype)))
             stmts += body
         return stmts
 
-    def stash(self, tensor: str, tile: str, outer: str) -> list[L.Stmt]:
+    def stash(self, tensor: str, tile: str) -> list[L.Stmt]:
         """The fetched registers into the shared tile."""
         return [L.Store(tile, slot, L.Local(f"{tile}.{r}"))
-                for r, (slot, _, _) in enumerate(self.tile_slots(tensor, tile, outer))]
+                for r, (slot, _, _) in enumerate(self.tile_slots(tensor, tile))]
 
     def compute(self) -> L.Stmt:
         dt = self.dtype
@@ -481,23 +478,29 @@ class _Tiled:
         return L.For("k.step", self.bk, tuple(step))
 
     def store(self) -> list[L.Stmt]:
-        s, p = self.s, self.p
+        s, p, f = self.s, self.p, self.f
         stmts: list[L.Stmt] = []
+        columns = []
+        for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
+            n_global = Aff.var("blockIdx.x", p.bn) + col
+            head, where_n = f.split(f.n, n_global, f"c{j}")
+            stmts += head
+            columns.append((n_global, where_n))
         for i, row in enumerate(_spread("threadIdx.y", self.tm, self.ty)):
             m_global = Aff.var("blockIdx.y", p.bm) + row
-            stores: list[L.Stmt] = []
-            for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
-                n_global = Aff.var("blockIdx.x", p.bn) + col
-                index = self.affine(s.c, {self.mt: m_global, self.nt: n_global})
+            head, where_m = f.split(f.m, m_global, f"r{i}")
+            stores: list[L.Stmt] = list(head)
+            for j, (n_global, where_n) in enumerate(columns):
+                index = f.address(s.c, {**where_m, **where_n, **self.where_z})
                 value: L.Scalar = L.Local(f"acc{i}_{j}")
                 if s.scale != 1.0:  # constant factors of the product
                     value = L.Binary("mul", value, L.Const(s.scale, self.dtype))
                 if self.accumulate:
                     value = L.Binary("add", L.Load(s.c, index), value)
                 stores += _guard(f"n.{j}", (L.Store(s.c, index, value),),
-                                 s.sizes[self.nt] - n_global, s.sizes[self.nt] % p.bn)
-            stmts += _guard(f"m.{i}", tuple(stores), s.sizes[self.mt] - m_global,
-                            s.sizes[self.mt] % p.bm)
+                                 self.extents["N"] - n_global, self.extents["N"] % p.bn)
+            stmts += _guard(f"m.{i}", tuple(stores), self.extents["M"] - m_global,
+                            self.extents["M"] % p.bm)
         return stmts
 
     def body(self) -> tuple[L.Stmt, ...]:
@@ -505,10 +508,11 @@ class _Tiled:
         next tile's global loads are issued before this tile's FMAs (their latency hides
         behind the arithmetic; past the last tile the K guard leaves them zero)."""
         s, dt = self.s, self.dtype
-        a, b = (s.a, "As", self.mt), (s.b, "Bs", self.nt)
-        k_tile, k_tiles = Aff.var("k.tile"), -(-s.sizes[self.kt] // self.bk)
+        a, b = (s.a, "As"), (s.b, "Bs")
+        self.digits()
+        k_tile, k_tiles = Aff.var("k.tile"), -(-self.extents["K"] // self.bk)
         prefetch: tuple = (*self.fetch(*a, k_tile + 1), *self.fetch(*b, k_tile + 1))
-        if s.sizes[self.kt] % self.bk == 0:  # no K guards: skip the fetch past the last tile
+        if self.extents["K"] % self.bk == 0:  # no K guards: skip the fetch past the last tile
             prefetch = (L.For("k.next", 1, prefetch, bound=k_tiles - 1 - k_tile),)
         k_loop: tuple = (
             *self.fetch(*a, Aff()), *self.fetch(*b, Aff()),
@@ -517,8 +521,6 @@ class _Tiled:
                 *prefetch, self.compute(), Barrier(),
             )),
         )
-        for index in reversed(self.serial_k):
-            k_loop = (L.For(index, s.sizes[index], k_loop),)
         zero = L.Const(0.0, dt)
         inner: tuple = (
             *(L.Declare(f"acc{i}_{j}", dt, zero) for i in range(self.tm) for j in range(self.tn)),
@@ -527,20 +529,19 @@ class _Tiled:
         for index in reversed(self.serial_out):
             inner = (L.For(index, s.sizes[index], inner),)
         fetched = tuple(L.Declare(f"{tile}.{r}", dt, zero)
-                        for tensor, tile, outer in (a, b)
-                        for r in range(len(self.tile_slots(tensor, tile, outer))))
+                        for tensor, tile in (a, b)
+                        for r in range(len(self.tile_slots(tensor, tile))))
         shared = (L.Allocate("Bs", dt, self.bk * self.rows["Bs"], (*fetched, *inner)),)
-        return (L.Allocate("As", dt, self.bk * self.rows["As"], shared),)
+        return (*self.head, L.Allocate("As", dt, self.bk * self.rows["As"], shared))
 
     def schedule(self) -> GpuSchedule:
-        s, p = self.s, self.p
-        grid = (-(-s.sizes[self.nt] // p.bn), -(-s.sizes[self.mt] // p.bm),
-                self.z_blocks)
-        bindings = [(self.nt, "x"), (self.mt, "y")] + [(i, "z") for i in self.folded]
+        p, f = self.p, self.f
+        grid = (-(-self.extents["N"] // p.bn), -(-self.extents["M"] // p.bm), self.z_blocks)
+        bindings = [("_".join(f.n), "x"), ("_".join(f.m), "y")]
+        bindings += [("_".join(self.z), "z")] if self.z else []
         tiles = (("bm", p.bm), ("bn", p.bn), ("bk", self.bk), ("tm", self.tm), ("tn", self.tn))
-        folded = tuple((i, s.sizes[i]) for i in self.folded)
         return GpuSchedule("tiled", grid, (self.tx, self.ty, 1), tuple(bindings),
-                           ("As", "Bs"), tiles, folded, TILED_BLOCKS_PER_SM)
+                           ("As", "Bs"), tiles, TILED_BLOCKS_PER_SM)
 
 
 def tiled_schedule(program: P.Program, stmt: P.Statement,
@@ -550,11 +551,11 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
     if stmt.epilogue is not None:
         return None  # fused epilogues take the loop schedule (lowering applies them)
     shape = analyze(program, stmt, layouts)
-    if shape is None:
-        return None
+    if shape is None or not (shape.m and shape.n and shape.k):
+        return None  # a product with no M, N or K: the loop or reduction schedules
     params = params or TileParams.for_dtype(stmt.dtype)
     builder = _Tiled(shape, params, stmt.dtype, stmt.accumulate)
-    fitted = params.fit(shape.sizes[builder.mt], shape.sizes[builder.nt], builder.z_blocks)
+    fitted = params.fit(builder.extents["M"], builder.extents["N"], builder.z_blocks)
     builder = _Tiled(shape, fitted, stmt.dtype, stmt.accumulate)
     schedule = builder.schedule()
     if any(g > GRID_LIMITS[d] for g, d in zip(schedule.grid, DIMENSIONS, strict=True)):
@@ -648,11 +649,6 @@ def format_gpu_kernel(gpu: GpuKernel) -> str:
     lines = [f"kernel {kernel.name}({params}):",
              f"  # {sched.template}: grid {sched.grid}, block {sched.block}, "
              f"bindings {dict(sched.bindings)}"]
-    if sched.folded:
-        strides = [math.prod(e for _, e in sched.folded[k + 1:]) for k in range(len(sched.folded))]
-        packed = " + ".join(index if stride == 1 else f"{stride}*{index}"
-                            for (index, _), stride in zip(sched.folded, strides, strict=True))
-        lines.append(f"  # blockIdx.z = {packed}")
     for stmt in kernel.body:
         _format(stmt, 1, lines, sched.shared)
     return "\n".join(lines)
