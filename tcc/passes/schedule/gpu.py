@@ -429,26 +429,28 @@ class _Tiled:
         return [(kk * self.rows[tile] + oo, base + oo, kk) for kk, oo in pairs]
 
     def digits(self) -> None:
-        """The M and N digits of every row and column a thread loads, once at the top."""
+        """The M or N share of the address of every row a thread loads, once at the top."""
+        self.row_offsets: dict[tuple[str, int], Aff] = {}
         for tensor, tile in ((self.s.a, "As"), (self.s.b, "Bs")):
-            self.where_o: dict = getattr(self, "where_o", {})
             for r, (_, o_global, _) in enumerate(self.tile_slots(tensor, tile)):
-                head, self.where_o[tile, r] = self.f.split(self.group(tile), o_global,
-                                                           f"{tile}{r}")
+                head, self.row_offsets[tile, r] = self.f.offset_of(
+                    tensor, self.group(tile), o_global, f"{tile}.row{r}")
                 self.head += head
 
     def fetch(self, tensor: str, tile: str, k_tile: Aff) -> list[L.Stmt]:
         """``tile.r = tensor[o, k_tile*BK + kk]`` into registers, 0 outside the tensor
         (guarded only along an extent that the tiles do not divide)."""
+        f = self.f
         width = self.p.bm if tile == "As" else self.p.bn
         extent_o = self.extents["M" if tile == "As" else "N"]
         ragged_o, ragged_k = extent_o % width, self.extents["K"] % self.bk
+        outer = f.part(tensor, self.where_z, (*self.z, *self.serial_out))
+        outer = outer + self.s.offsets.get(tensor, 0)
         stmts: list[L.Stmt] = []
         for r, (_, o_global, kk) in enumerate(self.tile_slots(tensor, tile)):
             k_global = k_tile * self.bk + kk
-            k_head, where_k = self.f.split(self.f.k, k_global, f"{tile}k{r}")
-            where = {**self.where_o[tile, r], **where_k, **self.where_z}
-            load = L.Load(tensor, self.f.address(tensor, where))
+            k_head, k_share = f.offset_of(tensor, f.k, k_global, f"{tile}.col{r}")
+            load = L.Load(tensor, self.row_offsets[tile, r] + k_share + outer)
             body = _guard(f"{tile}.k{r}", (*k_head, L.Assign(f"{tile}.{r}", load)),
                           self.extents["K"] - k_global, ragged_k)
             body = _guard(f"{tile}.o{r}", body, extent_o - o_global, ragged_o)
@@ -480,18 +482,19 @@ class _Tiled:
     def store(self) -> list[L.Stmt]:
         s, p, f = self.s, self.p, self.f
         stmts: list[L.Stmt] = []
+        outer = f.part(s.c, self.where_z, (*self.z, *self.serial_out)) + s.offsets.get(s.c, 0)
         columns = []
         for j, col in enumerate(_spread("threadIdx.x", self.tn, self.tx)):
             n_global = Aff.var("blockIdx.x", p.bn) + col
-            head, where_n = f.split(f.n, n_global, f"c{j}")
+            head, share = f.offset_of(s.c, f.n, n_global, f"c.col{j}")
             stmts += head
-            columns.append((n_global, where_n))
+            columns.append((n_global, share))
         for i, row in enumerate(_spread("threadIdx.y", self.tm, self.ty)):
             m_global = Aff.var("blockIdx.y", p.bm) + row
-            head, where_m = f.split(f.m, m_global, f"r{i}")
+            head, row_share = f.offset_of(s.c, f.m, m_global, f"c.row{i}")
             stores: list[L.Stmt] = list(head)
-            for j, (n_global, where_n) in enumerate(columns):
-                index = f.address(s.c, {**where_m, **where_n, **self.where_z})
+            for j, (n_global, col_share) in enumerate(columns):
+                index = row_share + col_share + outer
                 value: L.Scalar = L.Local(f"acc{i}_{j}")
                 if s.scale != 1.0:  # constant factors of the product
                     value = L.Binary("mul", value, L.Const(s.scale, self.dtype))

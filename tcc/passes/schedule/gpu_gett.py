@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from tcc.ir import loops as L
 from tcc.passes.schedule.gett import GettShape
-from tcc.passes.schedule.gpu_ir import unflatten
+from tcc.passes.schedule.gpu_ir import IndexOf, unflatten
 
 Aff = L.Affine
 
@@ -53,10 +53,30 @@ class FlatGett:
 
     def address(self, tensor: str, where: Mapping[str, Aff]) -> Aff:
         """``tensor``'s element offset with its indices at ``where``."""
-        total = Aff() + self.s.offsets.get(tensor, 0)
-        for index, coef in self.s.coefs[tensor].items():
-            total = total + where[index] * coef
+        return self.part(tensor, where, self.s.coefs[tensor]) + self.s.offsets.get(tensor, 0)
+
+    def part(self, tensor: str, where: Mapping[str, Aff], indices: Iterable[str]) -> Aff:
+        """The share of ``indices`` in ``tensor``'s element offset."""
+        total = Aff()
+        for index in indices:
+            total = total + where[index] * self.s.coefs[tensor].get(index, 0)
         return total
+
+    def offset_of(self, tensor: str, group: tuple[str, ...], flat: Aff,
+                  name: str) -> tuple[tuple, Aff]:
+        """``group``'s share of ``tensor``'s offset at position ``flat``: for a one-index
+        group the affine itself, else one variable ``name`` defined from the digits (so
+        only the offset stays live, not every digit). A group laid out in ``tensor`` as
+        one index (each stride the next one's times its extent) needs no digits at all."""
+        coefs = [self.s.coefs[tensor].get(i, 0) for i in group]
+        sizes = [self.s.sizes[i] for i in group]
+        if group and all(coefs[d] == coefs[d + 1] * sizes[d + 1] for d in range(len(group) - 1)):
+            return (), flat * coefs[-1]
+        head, where = self.split(group, flat, name)
+        share = self.part(tensor, where, group)
+        if not head:
+            return (), share
+        return (*head, IndexOf(name, share)), Aff.var(name)
 
     def along_k(self, tensor: str, group: tuple[str, ...]) -> bool:
         """Whether ``tensor`` is closer to contiguous along K than along ``group`` (its
