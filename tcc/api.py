@@ -245,7 +245,8 @@ def compile(  # noqa: A001 (the public name users expect)
         if shapes:
             raise OperandError("a Program has its shapes already; pass no shapes")
         return compile_program(subscripts, options, memory_budget=memory_budget,
-                               remat_time_limit=remat_time_limit)  # type: ignore[return-value]
+                               remat_time_limit=remat_time_limit, target=target,
+                               precision=precision)  # type: ignore[return-value]
     if not isinstance(subscripts, str):
         raise OperandError("tcc.compile takes a subscripts string and one shape per operand")
     if memory_budget is not None:

@@ -138,17 +138,89 @@ class CompiledProgramCallable:
                 f"outputs={list(self.outputs)}, statements={len(self.program.statements)})")
 
 
+class CudaProgramCallable(CompiledProgramCallable):
+    """A Program on an NVIDIA GPU: the same planning (fusion, order, rematerialization
+    under ``memory_budget``, one arena for the temporaries, here in device memory), each
+    statement as GPU kernels. Call it with named arrays: numpy arrays are copied in and
+    the outputs come back as numpy arrays; with any device array among the inputs
+    (``__cuda_array_interface__``) the outputs stay on the device as DeviceArrays."""
+
+    def __init__(self, prog: P.Program, *, memory_budget: int | str | None = None,
+                 remat_time_limit: float = 10.0, precision: str = "exact") -> None:
+        from tcc.runtime.cuda import CudaProgram
+
+        self.source = prog
+        self.program = prog = fuse(contract_products(prog))
+        budget = None if memory_budget is None else parse_bytes(memory_budget,
+                                                                what="memory_budget")
+        self.execution, self.memory_plan = plan_execution(prog, budget,
+                                                          time_limit=remat_time_limit)
+        self.memory_budget = budget
+        self._tensors = {t.name: t for t in prog.tensors}
+        self.cuda = CudaProgram(prog, {}, precision=precision, execution=self.execution,
+                                memory=self.memory_plan)
+
+    def __call__(self, arrays: Mapping[str, object] | None = None, /,
+                 **named: object) -> dict[str, object]:
+        from tcc.runtime.cuda import DeviceArray, DeviceView, is_device_array, row_major_strides
+
+        given = {**dict(arrays or {}), **named}
+        if sorted(given) != sorted(self.inputs):
+            raise OperandError(f"the program takes inputs {list(self.inputs)}, got {sorted(given)}")
+        pointers, keep = {}, []
+        for name in self.inputs:
+            value = given[name]
+            if is_device_array(value):
+                view = DeviceView.of(value)
+                tensor = self._tensors[name]
+                if view.shape != tensor.shape or view.dtype != np.dtype(tensor.dtype):
+                    raise ShapeError(f"input {name} is {view.dtype}{list(view.shape)}; the "
+                                     f"program expects {tensor.dtype}{list(tensor.shape)}")
+                if view.strides != row_major_strides(view.shape):
+                    raise OperandError(f"device input {name} must be row-major")
+                pointers[name] = view.pointer
+            else:
+                keep.append(DeviceArray.from_host(self._argument(name, value)))
+                pointers[name] = keep[-1].pointer
+        outputs = {n: DeviceArray(self._tensors[n].shape, self._tensors[n].dtype)
+                   for n in self.outputs}
+        pointers.update({n: a.pointer for n, a in outputs.items()})
+        self.cuda.run(pointers)
+        if any(is_device_array(given[n]) for n in self.inputs):
+            return dict(outputs)
+        return {n: a.numpy() for n, a in outputs.items()}  # numpy() waits for the stream
+
+    def export(self, path: str, *, cpu: str | None = None, name: str | None = None) -> dict:
+        raise OperandError("export builds CPU libraries; compile the program for the CPU")
+
+    def ir(self) -> str:
+        return self.cuda.rendered.ir()
+
+    def llvm_ir(self, optimized: bool = False) -> str:
+        return self.cuda.rendered.llvm_text
+
+    def ptx(self) -> str:
+        return self.cuda.rendered.ptx
+
+
 def compile_program(prog: P.Program | str, options: Options | None = None, *,
                     memory_budget: int | str | None = None, remat_time_limit: float = 10.0,
+                    target: str = "cpu", precision: str = "exact",
                     **program_args: object) -> CompiledProgramCallable:
     """Compile a Program (or program text, with ``program``'s keyword arguments).
 
     With ``memory_budget`` (bytes, or a string like "64MB") the temporaries never need more
     than that: CP-SAT decides what to keep, free and recompute within ``remat_time_limit``
-    seconds, and a ``MemoryBudgetError`` names the smallest budget when none can work."""
+    seconds, and a ``MemoryBudgetError`` names the smallest budget when none can work.
+    ``target='cuda'`` runs it on an NVIDIA GPU (:class:`CudaProgramCallable`)."""
     if isinstance(prog, str):
         prog = program(prog, **program_args)  # type: ignore[arg-type]
     elif program_args:
         raise OperandError(f"unexpected arguments {sorted(program_args)} for a Program")
+    if target == "cuda":
+        return CudaProgramCallable(prog, memory_budget=memory_budget,
+                                   remat_time_limit=remat_time_limit, precision=precision)
+    if target != "cpu":
+        raise OperandError(f"target must be 'cpu' or 'cuda', not {target!r}")
     return CompiledProgramCallable(prog, options, memory_budget=memory_budget,
                                    remat_time_limit=remat_time_limit)

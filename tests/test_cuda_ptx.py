@@ -163,3 +163,10 @@ def test_tensor_core_ptx() -> None:
     assert "mma" not in exact.ptx()
     with pytest.raises(TccError, match="precision must be"):
         tcc.compile("ik,kj->ij", (2, 2), (2, 2), precision="fp8")
+
+
+@pytest.mark.skipif(cuda_available(), reason="a usable CUDA GPU is present")
+def test_program_for_gpu_without_one_is_a_clear_error() -> None:
+    prog = tcc.program("Y[b,o] = sum_i X[b,i] * W[o,i]", shapes=dict(b=2, i=3, o=4))
+    with pytest.raises(BackendUnavailableError, match="cuda"):
+        tcc.compile(prog, target="cuda")

@@ -154,3 +154,23 @@ def test_warp_reductions_on_gpu(equation: str, shapes, dtype: str) -> None:
     assert "shfl.sync.bfly" in kernel.ptx()
     np.testing.assert_allclose(kernel(*arrays), np.einsum(equation, *arrays),
                                **tolerance(dtype))
+
+
+@pytest.mark.parametrize("budget", [None, "9000B"])
+def test_program_on_gpu(budget) -> None:
+    prog = tcc.program("""
+        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
+        Y[b,o] = sum_h H[b,h] * W2[o,h]
+        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
+    """, shapes=dict(b=24, i=20, h=18, o=6), dtype="float64")
+    step = tcc.grad(prog, of="L", wrt=["W1", "W2"])
+    rng = np.random.default_rng(8)
+    inputs = {n: rng.standard_normal(step.tensor(n).shape) for n in step.inputs}
+    expected = tcc.compile(step)(inputs)
+    gpu = tcc.compile(step, target="cuda", memory_budget=budget)
+    result = gpu(inputs)
+    for name in expected:
+        np.testing.assert_allclose(result[name], expected[name], rtol=1e-10, atol=1e-10)
+    on_device = gpu({n: DeviceArray.from_host(a) for n, a in inputs.items()})
+    assert all(isinstance(a, DeviceArray) for a in on_device.values())
+    np.testing.assert_allclose(on_device["dW1"].numpy(), expected["dW1"], rtol=1e-10)

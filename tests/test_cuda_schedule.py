@@ -20,9 +20,12 @@ from tcc.passes.schedule import gpu as G
 from tcc.plan import parse_operands as _parse
 
 _BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-           "max": np.maximum, "min": np.minimum}
+           "max": np.maximum, "min": np.minimum, "pow": np.power}
+_COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+            "eq": np.equal, "ne": np.not_equal}
 _UNARY = {"neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-          "tanh": np.tanh}
+          "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0),
+          "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "conj": np.conj}
 
 
 class _Block:
@@ -56,6 +59,8 @@ class _Block:
         if isinstance(e, L.Binary):
             left, right = self.scalar(e.left, mask), self.scalar(e.right, mask)
             with np.errstate(all="ignore"):
+                if e.op in _COMPARE:
+                    return _COMPARE[e.op](left, right)
                 return _BINARY[e.op](left, right).astype(left.dtype)
         if isinstance(e, L.Unary):
             with np.errstate(all="ignore"):
@@ -424,3 +429,53 @@ def test_register_tile_per_dtype(dtype: str, tiles) -> None:
     # a thread's rows and columns come in runs of 4 (128-bit shared loads), 64 apart
     if tiles[2] == 8:
         assert "As[132*k.step + 4*threadIdx.y + 64]" in text
+
+
+def run_planned(prog, inputs: dict, budget=None, tiled: str = "auto") -> dict:
+    """A whole program as the GPU runs it (``CudaProgram`` with an execution plan): each
+    step's kernels on its tensors, the temporaries at their offsets in one arena (numpy
+    views of one byte buffer, poisoned with NaN bytes so a read before a write shows)."""
+    from tcc.passes.contract import contract_products
+    from tcc.passes.execution import plan_execution
+    from tcc.passes.fuse import fuse
+    from tcc.runtime.cuda import step_buffers
+
+    program = fuse(contract_products(prog))
+    execution, memory = plan_execution(program, budget, time_limit=5.0)
+    groups = G.kernels_by_statement(program, tiled=tiled)
+    arena = np.full(max(memory.arena_bytes, 1), 0xFF, np.uint8)
+    io = {n: np.ascontiguousarray(inputs[n]).ravel().copy() for n in program.inputs}
+    io.update({n: np.full(max(int(np.prod(program.tensor(n).shape)), 1), np.nan,
+                          program.tensor(n).dtype) for n in program.outputs})
+    for index, where in step_buffers(program, execution, memory):
+        buffers = {}
+        for name, (kind, at) in where.items():
+            tensor = program.tensor(name)
+            size = max(int(np.prod(tensor.shape)), 1) * np.dtype(tensor.dtype).itemsize
+            buffers[name] = io[at] if kind == "io" else arena[at:at + size].view(tensor.dtype)
+        for gpu in groups[index]:
+            emulate(gpu, buffers)
+    return {n: io[n][:max(int(np.prod(program.tensor(n).shape)), 1)].reshape(
+        program.tensor(n).shape) for n in program.outputs}
+
+
+@pytest.mark.parametrize("budget", [None, 9000])
+def test_training_step_planned_on_the_gpu(budget) -> None:
+    """An MLP's loss and gradients: fused epilogues split off tiled contractions, the
+    arena's offsets, and (with a budget: two statements recomputed) temporaries that share
+    arena bytes, against the CPU."""
+    import tcc
+
+    prog = tcc.program("""
+        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
+        Y[b,o] = sum_h H[b,h] * W2[o,h]
+        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
+    """, shapes=dict(b=24, i=20, h=18, o=6), dtype="float64")
+    step = tcc.grad(prog, of="L", wrt=["W1", "W2"])
+    rng = np.random.default_rng(10)
+    inputs = {n: rng.standard_normal(step.tensor(n).shape) for n in step.inputs}
+    expected = tcc.compile(step)(inputs)
+    result = run_planned(step, inputs, budget, tiled="always")
+    for name in expected:
+        np.testing.assert_allclose(result[name], expected[name], rtol=1e-10, atol=1e-10,
+                                   err_msg=name)

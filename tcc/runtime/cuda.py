@@ -24,7 +24,7 @@ import numpy as np
 from tcc.codegen import nvptx
 from tcc.errors import BackendUnavailableError, CompileError, TccError
 from tcc.ir import program as P
-from tcc.passes.schedule.gpu import GpuKernel, format_gpu_kernel, gpu_kernels
+from tcc.passes.schedule.gpu import GpuKernel, format_gpu_kernel, kernels_by_statement
 
 INSTALL_HINT = "install cuda-python (pip install 'tcc[cuda]') on a machine with an NVIDIA GPU"
 PTX_HINT = ("PTX can still be generated without a GPU: tcc.compile(..., target='cuda', "
@@ -82,13 +82,14 @@ def compile_ptx(ir_text: str, target: GpuTarget = GpuTarget(), opt_level: int = 
 @dataclass(frozen=True, slots=True)
 class RenderedCuda:
     """A program as GPU kernels, one LLVM module and its PTX; ``calls`` name each kernel
-    and the tensors it takes, in order."""
+    and the tensors it takes, in order; ``owners`` give each kernel's statement index."""
 
     program: P.Program
     kernels: tuple[GpuKernel, ...]
     calls: tuple[tuple[str, tuple[str, ...]], ...]
     llvm_text: str
     ptx: str
+    owners: tuple[int, ...] = ()
 
     def ir(self) -> str:
         return "\n\n".join(format_gpu_kernel(k) for k in self.kernels)
@@ -101,11 +102,34 @@ def render_cuda_program(program: P.Program, layouts: Mapping[str, tuple[int, ...
     """Schedule every statement for the GPU, render one module, compile it to PTX."""
     if int(target.arch.removeprefix("sm_")) < 80:
         precision = "exact"  # no tf32 tensor cores before sm_80: tf32 allows, never demands
-    kernels = gpu_kernels(program, layouts, name=name, tiled=tiled, precision=precision)
+    groups = kernels_by_statement(program, layouts, name=name, tiled=tiled, precision=precision)
+    kernels = tuple(kernel for group in groups for kernel in group)
+    owners = tuple(index for index, group in enumerate(groups) for _ in group)
     module = nvptx.render_module(kernels, name)
     text = str(module)
     calls = tuple((k.name, tuple(b.name for b in k.kernel.buffers)) for k in kernels)
-    return RenderedCuda(program, kernels, calls, text, compile_ptx(text, target, opt_level))
+    return RenderedCuda(program, kernels, calls, text, compile_ptx(text, target, opt_level),
+                        owners)
+
+
+Where = tuple[str, object]  # ("io", tensor name) or ("arena", byte offset)
+
+
+def step_buffers(program: P.Program, execution, memory) -> list[tuple[int, dict[str, Where]]]:
+    """Where every tensor of each step of an execution plan lives: the program's inputs and
+    outputs in their own arrays, each temporary's copy at its offset in the one arena of
+    ``memory`` (the plans of ``tcc.passes.execution.plan_execution``)."""
+    offsets = {p.name: p.offset for p in memory.placements}
+    io = {*program.inputs, *program.outputs}
+    steps = []
+    for index, binding in execution.steps:
+        stmt = program.statements[index]
+        where: dict[str, Where] = {n: ("io", n) for n in
+                                   (stmt.target, *(r.tensor for r in P.statement_reads(stmt)))
+                                   if n in io}
+        where.update({tensor: ("arena", offsets[instance]) for tensor, instance in binding})
+        steps.append((index, where))
+    return steps
 
 
 # ---- the driver API (lazy) ----------------------------------------------------------------
@@ -308,11 +332,15 @@ def is_device_array(obj: object) -> bool:
 
 
 class CudaProgram:
-    """A program compiled to PTX and loaded on a device; runs on device pointers."""
+    """A program compiled to PTX and loaded on a device; runs on device pointers.
+
+    With an execution plan and its memory plan (``plan_execution``: statement order,
+    recomputations, arena offsets) the temporaries live in one device arena, allocated
+    once; without, each run takes them from the caching allocator."""
 
     def __init__(self, program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None,
                  *, tiled: str = "auto", precision: str = "exact",
-                 dev: Device | None = None) -> None:
+                 dev: Device | None = None, execution=None, memory=None) -> None:
         self.device = dev or device()
         self.rendered = render_cuda_program(program, layouts, target=self.device.target,
                                             tiled=tiled, precision=precision)
@@ -326,27 +354,42 @@ class CudaProgram:
                           for name, _ in self.rendered.calls}
         self.temps = [t for t in program.tensors
                       if t.name not in program.inputs and t.name not in program.outputs]
+        self.steps = None if execution is None else step_buffers(program, execution, memory)
+        self.arena = (DeviceArray((max(memory.arena_bytes, 1),), np.uint8, dev=self.device)
+                      if execution is not None else None)
+
+    def launch(self, kernel: int, buffers: Mapping[str, int]) -> None:
+        gpu, (name, tensors) = self.rendered.kernels[kernel], self.rendered.calls[kernel]
+        holders = [ctypes.c_uint64(buffers[t]) for t in tensors]
+        params = (ctypes.c_void_p * max(len(holders), 1))(
+            *[ctypes.addressof(h) for h in holders])
+        grid, block = gpu.schedule.grid, gpu.schedule.block
+        check("cuLaunchKernel", driver().cuLaunchKernel(
+            self.functions[name], *grid, *block, 0, self.device.stream,
+            ctypes.addressof(params), 0))
 
     def run(self, pointers: Mapping[str, int]) -> None:
         """Launch every kernel on the device's stream (inputs and outputs by name)."""
-        cu = driver()
         self.device.make_current()
+        if self.steps is not None:
+            base = self.arena.pointer
+            for index, where in self.steps:
+                buffers = {t: pointers[w] if kind == "io" else base + w  # type: ignore[operator]
+                           for t, (kind, w) in where.items()}
+                for kernel, owner in enumerate(self.rendered.owners):
+                    if owner == index:
+                        self.launch(kernel, buffers)
+            return
         buffers = dict(pointers)
         temps = [DeviceArray(t.shape, t.dtype, dev=self.device) for t in self.temps]
         buffers.update({t.name: a.pointer for t, a in zip(self.temps, temps, strict=True)})
-        for gpu, (name, tensors) in zip(self.rendered.kernels, self.rendered.calls, strict=True):
-            holders = [ctypes.c_uint64(buffers[t]) for t in tensors]
-            params = (ctypes.c_void_p * max(len(holders), 1))(
-                *[ctypes.addressof(h) for h in holders])
-            grid, block = gpu.schedule.grid, gpu.schedule.block
-            check("cuLaunchKernel", cu.cuLaunchKernel(
-                self.functions[name], *grid, *block, 0, self.device.stream,
-                ctypes.addressof(params), 0))
+        for kernel in range(len(self.rendered.kernels)):
+            self.launch(kernel, buffers)
         if temps:
             self.device.synchronize()  # temps go back to the allocator only when done
 
 
-def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def row_major_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, step = [], 1
     for size in reversed(shape):
         strides.append(0 if size == 1 else step)
@@ -388,7 +431,7 @@ class CudaEinsum:
             host = np.asarray(operand)
             copy = DeviceArray.from_host(host)
             keep.append(copy)
-            view = DeviceView(copy.pointer, copy.shape, copy.dtype, _c_strides(copy.shape))
+            view = DeviceView(copy.pointer, copy.shape, copy.dtype, row_major_strides(copy.shape))
         if view.shape != tensor.shape:
             raise TccError(f"operand {k} has shape {view.shape}; the kernel was compiled for "
                            f"{tensor.shape}")
@@ -405,7 +448,7 @@ class CudaEinsum:
         views = [self._operand(k, op, keep) for k, op in enumerate(operands)]
         result = DeviceArray(self.output.shape, self.output.dtype)
         layouts = {f"in{k}": v.strides for k, v in enumerate(views)}
-        layouts[self.output.name] = _c_strides(self.output.shape)
+        layouts[self.output.name] = row_major_strides(self.output.shape)
         key = tuple(v.strides for v in views)
         variant = self._variants.get(key)
         if variant is None:

@@ -550,9 +550,10 @@ class _Tiled:
 def tiled_schedule(program: P.Program, stmt: P.Statement,
                    layouts: Mapping[str, tuple[int, ...]], *, name: str,
                    params: TileParams | None = None) -> GpuKernel | None:
-    """The shared-memory tiled contraction, or None when the statement is not one."""
+    """The shared-memory tiled contraction, or None when the statement is not one (a
+    fused epilogue runs as a kernel of its own: ``statement_kernels``)."""
     if stmt.epilogue is not None:
-        return None  # fused epilogues take the loop schedule (lowering applies them)
+        return None
     shape = analyze(program, stmt, layouts)
     if shape is None or not (shape.m and shape.n and shape.k):
         return None  # a product with no M, N or K: the loop or reduction schedules
@@ -597,14 +598,60 @@ def gpu_kernel_for_statement(program: P.Program, stmt: P.Statement,
             or loop_schedule(program, stmt, layouts, name=name))
 
 
+def _in_place(expr: P.Expr, value: P.Expr) -> P.Expr:
+    """``expr`` with the finished reduction (``Reduced``) read as ``value``."""
+    if isinstance(expr, P.Reduced):
+        return value
+    if isinstance(expr, P.Unary | P.Cast):
+        return replace(expr, operand=_in_place(expr.operand, value))
+    if isinstance(expr, P.Binary):
+        return replace(expr, left=_in_place(expr.left, value), right=_in_place(expr.right, value))
+    if isinstance(expr, P.Select):
+        return P.Select(*(_in_place(e, value) for e in (expr.condition, expr.if_true,
+                                                       expr.if_false)))
+    return expr
+
+
+def statement_kernels(program: P.Program, stmt: P.Statement,
+                      layouts: Mapping[str, tuple[int, ...]], *, name: str,
+                      tiled: str = "auto", precision: str = "exact") -> tuple[GpuKernel, ...]:
+    """The kernels of one statement: one, or, for a contraction with a fused epilogue
+    (``relu(sum ...)``) that a tiled template takes, the contraction and then the
+    epilogue in place over its output, as the CPU's GETT does."""
+    first = gpu_kernel_for_statement(program, stmt, layouts, name=name, tiled=tiled,
+                                     precision=precision)
+    if stmt.epilogue is None or first.schedule.template not in ("loops", "reduce"):
+        return (first,)
+    bare = replace(stmt, epilogue=None)
+    contraction = gpu_kernel_for_statement(program, bare, layouts, name=name, tiled=tiled,
+                                           precision=precision)
+    if contraction.schedule.template in ("loops", "reduce"):
+        return (first,)
+    stored: P.Expr = P.Read(stmt.target, stmt.indices)
+    if program.tensor(stmt.target).dtype != stmt.dtype:
+        stored = P.Cast(stmt.dtype, stored)
+    epilogue = P.Statement(stmt.target, stmt.indices, None,
+                           _in_place(stmt.epilogue, stored), stmt.dtype)
+    return contraction, loop_schedule(program, epilogue, layouts, name=f"{name}e")
+
+
+def kernels_by_statement(program: P.Program,
+                         layouts: Mapping[str, tuple[int, ...]] | None = None, *,
+                         name: str = "kernel", tiled: str = "auto",
+                         precision: str = "exact") -> tuple[tuple[GpuKernel, ...], ...]:
+    """Each statement's GPU kernels (``statement_kernels``), in program order."""
+    layouts = dict(layouts or {})
+    return tuple(statement_kernels(program, stmt, layouts, name=f"{name}_k{k}", tiled=tiled,
+                                   precision=precision)
+                 for k, stmt in enumerate(program.statements))
+
+
 def gpu_kernels(program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None, *,
                 name: str = "kernel", tiled: str = "auto",
                 precision: str = "exact") -> tuple[GpuKernel, ...]:
-    """One GPU kernel per statement, in program order."""
-    layouts = dict(layouts or {})
-    return tuple(gpu_kernel_for_statement(program, stmt, layouts, name=f"{name}_k{k}",
-                                          tiled=tiled, precision=precision)
-                 for k, stmt in enumerate(program.statements))
+    """The GPU kernels of every statement, in program order."""
+    groups = kernels_by_statement(program, layouts, name=name, tiled=tiled, precision=precision)
+    return tuple(kernel for group in groups for kernel in group)
 
 
 # ---- printing -----------------------------------------------------------------------------
