@@ -10,11 +10,14 @@ tile of C, each warp 64 x 32 of it as 4 x 4 ``m16n8k8`` products, 64 accumulator
 lane. Per 32-deep K tile, the A and B tiles are staged in shared memory with K inside a
 row (``As[m][k]``, ``Bs[n][k]``, pitch 36 words: the fragment reads of a warp then hit
 32 different banks), read from global memory along whichever of K or M (N) is the
-tensor's contiguous direction and zero-filled past the edges::
+tensor's contiguous direction and zero-filled past the edges. Each K tile is fetched into
+registers one tile ahead, so its global loads are in flight during the products::
 
+    a.e, b.e = A[m0 + mm, kk], B[kk, n0 + nn]              (tile 0, 16 + 16 per thread)
     for kt in 0..ceil(K/32):
-      As[mm][kk] = A[m0 + mm, 32*kt + kk] ; Bs[nn][kk] = B[32*kt + kk, n0 + nn]
+      As[mm][kk], Bs[nn][kk] = a.e, b.e
       barrier
+      a.e, b.e = A[m0 + mm, 32*(kt+1) + kk], B[...]       (but after the last tile)
       for ks in 0..4:
         a{mi} = As[64*wm + 16*mi + g (+8)][8*ks + t (+4)]   (g = lane // 4, t = lane % 4)
         b{ni} = Bs[32*wn + 8*ni + g][8*ks + t (+4)]
@@ -52,29 +55,38 @@ class _MmaTile:
         self.f, self.s, self.accumulate = flat, flat.s, accumulate
         self.M, self.N, self.K = flat.extent(flat.m), flat.extent(flat.n), flat.extent(flat.k)
 
-    def load(self, tensor: str, tile: str, group: tuple[str, ...], base: Aff,
-             extent: int, where_batch: Mapping[str, Aff]) -> tuple[list, list]:
-        """(statements outside the K loop, statements inside it) that copy one K tile of
-        ``tensor`` into ``tile``: 16 elements per thread, zero outside the tensor."""
-        along_k = self.f.along_k(tensor, group)
-        outer, inner = [], []
-        for e in range((BM * BK) // THREADS):
-            if along_k:  # a warp reads 32 consecutive K positions of one row
-                kk, oo = X, Y + Z * 4 + 8 * e
-            else:  # a warp reads 32 consecutive rows at one K position
-                kk, oo = Z + 2 * e, X + Y * 32
-            head, where_o = self.f.split(group, base + oo, f"{tile}{e}")
-            k_global = Aff.var("kt", BK) + kk
-            k_head, where_k = self.f.split(self.f.k, k_global, f"{tile}k{e}")
-            outer += head
-            address = self.f.address(tensor, {**where_o, **where_k, **where_batch})
-            slot = oo * PITCH + kk
-            load = L.Load(tensor, address)
-            guarded = L.For(f"{tile}.k{e}", 1, (*k_head, L.Store(tile, slot, load)),
+    def slots(self, tensor: str, group: tuple[str, ...]) -> list[tuple[Aff, Aff]]:
+        """(row within the tile, k within the tile) of the 16 elements a thread moves."""
+        if self.f.along_k(tensor, group):  # a warp reads 32 consecutive K positions
+            return [(Y + Z * 4 + 8 * e, X) for e in range(BM * BK // THREADS)]
+        return [(X + Y * 32, Z + 2 * e) for e in range(BM * BK // THREADS)]  # 32 rows
+
+    def rows(self, tensor: str, tile: str, group: tuple[str, ...], base: Aff) -> list:
+        """Each loaded row's share of ``tensor``'s address, once at the top."""
+        head: list = []
+        for e, (oo, _) in enumerate(self.slots(tensor, group)):
+            stmts, self.row_offsets[tile, e] = self.f.offset_of(tensor, group, base + oo,
+                                                                f"{tile}.row{e}")
+            head += stmts
+        return head
+
+    def fetch(self, tensor: str, tile: str, group: tuple[str, ...], base: Aff, extent: int,
+              k_tile: Aff, outer: Aff) -> list[L.Stmt]:
+        """One K tile of ``tensor`` into the registers ``tile.e``, zero outside it."""
+        stmts: list[L.Stmt] = []
+        for e, (oo, kk) in enumerate(self.slots(tensor, group)):
+            k_global = k_tile * BK + kk
+            k_head, k_share = self.f.offset_of(tensor, self.f.k, k_global, f"{tile}.col{e}")
+            load = L.Load(tensor, self.row_offsets[tile, e] + k_share + outer)
+            guarded = L.For(f"{tile}.k{e}", 1, (*k_head, L.Assign(f"{tile}.{e}", load)),
                             bound=self.K - k_global)
-            inner += [L.Store(tile, slot, L.Const(0.0, "float32")),
+            stmts += [L.Assign(f"{tile}.{e}", L.Const(0.0, "float32")),
                       L.For(f"{tile}.o{e}", 1, (guarded,), bound=extent - base - oo)]
-        return outer, inner
+        return stmts
+
+    def stash(self, tensor: str, tile: str, group: tuple[str, ...]) -> list[L.Stmt]:
+        return [L.Store(tile, oo * PITCH + kk, L.Local(f"{tile}.{e}"))
+                for e, (oo, kk) in enumerate(self.slots(tensor, group))]
 
     def step(self) -> L.For:
         """One 8-deep slice of the shared tiles: fragments, then 16 products per warp."""
@@ -97,46 +109,63 @@ class _MmaTile:
                                 tuple(f"acc{mi}_{ni}_{r}" for r in range(4))))
         return L.For("ks", BK // 8, tuple(body))
 
-    def store(self, where_batch: Mapping[str, Aff]) -> list[L.Stmt]:
+    def store(self, outer: Aff) -> list[L.Stmt]:
         s, f = self.s, self.f
         stmts: list[L.Stmt] = []
         m0, n0 = Aff.var("blockIdx.y", BM), Aff.var("blockIdx.x", BN)
+        columns = []
+        for ni in range(NI):
+            for odd in range(2):
+                n = n0 + Y * 32 + T * 2 + (8 * ni + odd)
+                head, share = f.offset_of(s.c, f.n, n, f"c.col{ni}{odd}")
+                stmts += head
+                columns.append((ni, odd, n, share))
         for mi in range(MI):
             for half in range(2):
                 m = m0 + Z * 64 + G + (16 * mi + 8 * half)
-                m_head, where_m = f.split(f.m, m, f"c{mi}{half}")
-                row: list[L.Stmt] = list(m_head)
-                for ni in range(NI):
-                    for odd in range(2):
-                        n = n0 + Y * 32 + T * 2 + (8 * ni + odd)
-                        n_head, where_n = f.split(f.n, n, f"c{mi}{half}{ni}{odd}")
-                        index = f.address(s.c, {**where_m, **where_n, **where_batch})
-                        value: L.Scalar = L.Local(f"acc{mi}_{ni}_{2 * half + odd}")
-                        if s.scale != 1.0:
-                            value = L.Binary("mul", value, L.Const(s.scale, "float32"))
-                        if self.accumulate:
-                            value = L.Binary("add", L.Load(s.c, index), value)
-                        row.append(L.For(f"n.{ni}{odd}", 1, (*n_head, L.Store(s.c, index, value)),
-                                         bound=self.N - n))
+                head, row_share = f.offset_of(s.c, f.m, m, f"c.row{mi}{half}")
+                row: list[L.Stmt] = list(head)
+                for ni, odd, n, col_share in columns:
+                    index = row_share + col_share + outer
+                    value: L.Scalar = L.Local(f"acc{mi}_{ni}_{2 * half + odd}")
+                    if s.scale != 1.0:
+                        value = L.Binary("mul", value, L.Const(s.scale, "float32"))
+                    if self.accumulate:
+                        value = L.Binary("add", L.Load(s.c, index), value)
+                    row.append(L.For(f"n.{ni}{odd}", 1, (L.Store(s.c, index, value),),
+                                     bound=self.N - n))
                 stmts.append(L.For(f"m.{mi}{half}", 1, tuple(row), bound=self.M - m))
         return stmts
 
     def body(self) -> tuple[L.Stmt, ...]:
-        f = self.f
+        """Per K tile: the registers fetched one tile ahead go to shared memory, then the
+        next tile's global loads are issued before this tile's products (their latency
+        hides behind the tensor cores; past the last tile they are skipped)."""
+        f, s = self.f, self.s
         batch_head, where_batch = f.split(f.batch, Aff.var("blockIdx.z"), "z")
         lane_ids = (IndexOf("lane.g", X, 4), IndexOf("lane.t", X, 1, 4))
-        a_out, a_in = self.load(self.s.a, "As", f.m, Aff.var("blockIdx.y", BM), self.M,
-                                where_batch)
-        b_out, b_in = self.load(self.s.b, "Bs", f.n, Aff.var("blockIdx.x", BN), self.N,
-                                where_batch)
-        k_loop = L.For("kt", -(-self.K // BK), (*a_in, *b_in, Barrier(), self.step(),
-                                                Barrier()))
+        a = (s.a, "As", f.m, Aff.var("blockIdx.y", BM), self.M)
+        b = (s.b, "Bs", f.n, Aff.var("blockIdx.x", BN), self.N)
+        self.row_offsets: dict = {}
+        head = [*self.rows(*a[:4]), *self.rows(*b[:4])]
+        outer = {t: f.part(t, where_batch, f.batch) + s.offsets.get(t, 0) for t in (s.a, s.b, s.c)}
+        kt, k_tiles = Aff.var("kt"), -(-self.K // BK)
+
+        def fetch(k_tile: Aff) -> list[L.Stmt]:
+            return [*self.fetch(*a, k_tile, outer[s.a]), *self.fetch(*b, k_tile, outer[s.b])]
+
+        prefetch = (L.For("kt.next", 1, tuple(fetch(kt + 1)), bound=k_tiles - 1 - kt),)
+        k_loop = L.For("kt", k_tiles, (*self.stash(*a[:3]), *self.stash(*b[:3]), Barrier(),
+                                       *prefetch, self.step(), Barrier()))
         zero = L.Const(0.0, "float32")
+        registers = [L.Declare(f"{tile}.{e}", "float32", zero) for tile in ("As", "Bs")
+                     for e in range(BM * BK // THREADS)]
         inner = (*(L.Declare(f"acc{mi}_{ni}_{r}", "float32", zero)
                    for mi in range(MI) for ni in range(NI) for r in range(4)),
-                 *a_out, *b_out, k_loop, *self.store(where_batch))
+                 *registers, *fetch(Aff()), k_loop, *self.store(outer[s.c]))
         shared = (L.Allocate("Bs", "float32", BN * PITCH, inner),)
-        return (*batch_head, *lane_ids, L.Allocate("As", "float32", BM * PITCH, shared))
+        return (*batch_head, *lane_ids, *head,
+                L.Allocate("As", "float32", BM * PITCH, shared))
 
 
 def mma_schedule(program: P.Program, stmt: P.Statement,
