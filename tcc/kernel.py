@@ -31,6 +31,21 @@ def _tuned_options(subscripts: str, shapes: Sequence[tuple[int, ...]],
     return options if config is None else apply_config(options, config)
 
 
+def _tuned_gpu_config(subscripts: str, shapes: Sequence[tuple[int, ...]],
+                      dtypes: Sequence[np.dtype], precision: str,
+                      options: Options) -> dict | None:
+    """The best GPU tuning record for this workload, device and precision (or None)."""
+    from tcc.runtime.cuda import cuda_available
+    from tcc.tune.database import lookup
+
+    if not cuda_available():
+        return None
+    from tcc.tune.gpu_space import gpu_target_key
+
+    return lookup(subscripts, shapes, [d.name for d in dtypes], options.num_threads,
+                  db=f"{options.cache_dir}/tuning.db", target=gpu_target_key(precision))
+
+
 class Kernel:
     """An einsum compiled once for fixed shapes and dtypes; call it many times.
 
@@ -41,6 +56,8 @@ class Kernel:
     for permuted outputs), "C" row-major, "F" column-major.
     ``precision='tf32'`` lets float32 contractions on the GPU use the tensor cores (inputs
     rounded to tf32, 10 mantissa bits; float32 accumulation); the CPU computes exactly.
+    On the GPU, ``tuning`` applies the best record of ``tcc.tune(..., target="cuda")``
+    for this device and precision; ``gpu_config`` names a config explicitly.
     """
 
     def __init__(
@@ -58,6 +75,7 @@ class Kernel:
         load: bool = True,
         order: str = "K",
         precision: str = "exact",
+        gpu_config: dict | None = None,
     ) -> None:
         if order not in ORDERS:
             raise OperandError(f"order must be one of {ORDERS}, not {order!r}")
@@ -69,12 +87,11 @@ class Kernel:
         if precision not in ("exact", "tf32"):
             raise OperandError(f"precision must be 'exact' or 'tf32', not {precision!r}")
         self.target, self.precision = target, precision
-        tuning = tuning and target == "cpu"
         self.subscripts = subscripts
         self.shapes = tuple(tuple(int(x) for x in s) for s in shapes)
         self.dtypes = tuple(np.dtype(d) for d in dtypes)
         self.options = options or default_options()
-        if tuning and self.options.gett_params is None:
+        if tuning and target == "cpu" and self.options.gett_params is None:
             self.options = _tuned_options(subscripts, self.shapes, self.dtypes, self.options)
         self.parsed = parse_einsum(subscripts, self.shapes)
         examples = [np.empty(s, d) for s, d in zip(self.shapes, self.dtypes, strict=True)]
@@ -88,12 +105,17 @@ class Kernel:
             self.path = None  # one loop nest: no intermediate's size depends on them
         self._cuda = None
         if target == "cuda":
+            from tcc.passes.schedule.gpu import GpuConfig
             from tcc.runtime.cuda import CudaEinsum
 
+            if gpu_config is None and tuning and load:
+                gpu_config = _tuned_gpu_config(subscripts, self.shapes, self.dtypes,
+                                               precision, self.options)
             program = einsum_program(self.parsed, self.shapes, [d.name for d in self.dtypes],
                                      self.compute_dtype, self.compute_dtype,
                                      self.path.path if self.path else None)
-            self._cuda = CudaEinsum(program, load=load, precision=precision)
+            self._cuda = CudaEinsum(program, load=load, precision=precision,
+                                    config=GpuConfig.of(gpu_config))
             return
         self._variants: dict[tuple, EinsumPlan] = {}
         self._default = self._variant(examples)

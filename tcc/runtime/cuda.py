@@ -24,7 +24,7 @@ import numpy as np
 from tcc.codegen import nvptx
 from tcc.errors import BackendUnavailableError, CompileError, TccError
 from tcc.ir import program as P
-from tcc.passes.schedule.gpu import GpuKernel, format_gpu_kernel, kernels_by_statement
+from tcc.passes.schedule.gpu import GpuConfig, GpuKernel, format_gpu_kernel, kernels_by_statement
 
 INSTALL_HINT = "install cuda-python (pip install 'tcc[cuda]') on a machine with an NVIDIA GPU"
 PTX_HINT = ("PTX can still be generated without a GPU: tcc.compile(..., target='cuda', "
@@ -97,12 +97,13 @@ class RenderedCuda:
 
 def render_cuda_program(program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None,
                         *, target: GpuTarget = GpuTarget(), tiled: str = "auto",
-                        precision: str = "exact",
+                        precision: str = "exact", config: GpuConfig | None = None,
                         name: str = "tcc_cuda", opt_level: int = 3) -> RenderedCuda:
     """Schedule every statement for the GPU, render one module, compile it to PTX."""
     if int(target.arch.removeprefix("sm_")) < 80:
         precision = "exact"  # no tf32 tensor cores before sm_80: tf32 allows, never demands
-    groups = kernels_by_statement(program, layouts, name=name, tiled=tiled, precision=precision)
+    groups = kernels_by_statement(program, layouts, name=name, tiled=tiled, precision=precision,
+                                  config=config)
     kernels = tuple(kernel for group in groups for kernel in group)
     owners = tuple(index for index, group in enumerate(groups) for _ in group)
     module = nvptx.render_module(kernels, name)
@@ -340,10 +341,11 @@ class CudaProgram:
 
     def __init__(self, program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None,
                  *, tiled: str = "auto", precision: str = "exact",
-                 dev: Device | None = None, execution=None, memory=None) -> None:
+                 config: GpuConfig | None = None, dev: Device | None = None,
+                 execution=None, memory=None) -> None:
         self.device = dev or device()
         self.rendered = render_cuda_program(program, layouts, target=self.device.target,
-                                            tiled=tiled, precision=precision)
+                                            tiled=tiled, precision=precision, config=config)
         self.program = program
         cu = driver()
         self.device.make_current()
@@ -405,9 +407,9 @@ class CudaEinsum:
     a GPU: only the IR and PTX are available."""
 
     def __init__(self, program: P.Program, *, load: bool = True, tiled: str = "auto",
-                 precision: str = "exact"):
+                 precision: str = "exact", config: GpuConfig | None = None):
         self.program = program
-        self.tiled, self.precision = tiled, precision
+        self.tiled, self.precision, self.config = tiled, precision, config
         self.inputs = [program.tensor(name) for name in program.inputs]
         self.output = program.tensor(program.outputs[0])
         self._variants: dict[tuple, CudaProgram] = {}
@@ -420,7 +422,8 @@ class CudaEinsum:
         if self._rendered is None:
             target = device().target if cuda_available() else GpuTarget()
             self._rendered = render_cuda_program(self.program, {}, target=target,
-                                                 tiled=self.tiled, precision=self.precision)
+                                                 tiled=self.tiled, precision=self.precision,
+                                                 config=self.config)
         return self._rendered
 
     def _operand(self, k: int, operand: object, keep: list) -> DeviceView:
@@ -453,7 +456,8 @@ class CudaEinsum:
         variant = self._variants.get(key)
         if variant is None:
             variant = self._variants[key] = CudaProgram(self.program, layouts, tiled=self.tiled,
-                                                        precision=self.precision)
+                                                        precision=self.precision,
+                                                        config=self.config)
         pointers = {f"in{k}": v.pointer for k, v in enumerate(views)}
         pointers[self.output.name] = result.pointer
         variant.run(pointers)

@@ -77,6 +77,10 @@ def add_tune_parser(subparsers: argparse._SubParsersAction,
                         help="save best-so-far GFLOP/s vs trials (needs matplotlib)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run (the last one when EQ is omitted)")
+    parser.add_argument("--target", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: tune the GPU schedules on this machine's GPU")
+    parser.add_argument("--precision", choices=("exact", "tf32"), default="exact",
+                        help="tf32: let float32 GPU contractions use the tensor cores")
     if not any(a.dest == "quiet" for a in parser._actions):
         parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.set_defaults(handler=run_tune)
@@ -119,7 +123,8 @@ def run_tune(args: argparse.Namespace) -> int:
     result = tune(equation, *shapes, dtype=dtype, trials=trials, time_budget=args.time_budget,
                   strategy=strategy, seed=seed, db=args.db, workers=args.workers,
                   quiet=getattr(args, "quiet", False), early_stop=args.early_stop,
-                  resume=args.resume, plot=args.plot, confirm=args.confirm)
+                  resume=args.resume, plot=args.plot, confirm=args.confirm,
+                  target=args.target, precision=args.precision)
     print(result)
     return 0 if result.best_gflops is not None or not result.tunable else 1
 
@@ -137,7 +142,9 @@ def run_records(args: argparse.Namespace) -> int:
             for row in rows:
                 target = row["target"]
                 best = f"{row['best_gflops']:.2f}" if row["best_gflops"] else "-"
-                print(f"{row['workload']}  [{target['cpu']}, {target['threads']} threads, "
+                where = (f"{target['device']} sm_{target['sm']}, {target['precision']}"
+                         if "device" in target else f"{target['cpu']}, {target['threads']} threads")
+                print(f"{row['workload']}  [{where}, "
                       f"tcc {row['tcc_version']}]  trials {row['trials']} (ok {row['ok']})  "
                       f"best {best} GFLOP/s  {json.dumps(row['best_params'])}")
         elif args.action == "export":

@@ -348,9 +348,10 @@ def distill(db: str | os.PathLike | None = None) -> int:
 
 def lookup(
     equation: str, shapes: Sequence[Sequence[int]], dtypes: Sequence[object], threads: int,
-    db: str | os.PathLike | None = None,
+    db: str | os.PathLike | None = None, target: str | None = None,
 ) -> dict | None:
-    """The best stored config for this workload on this machine, or None.
+    """The best stored config for this workload on this machine (or ``target``, a target
+    key such as a GPU's), or None.
 
     Never creates a database and never fails a compile: a missing or unusable file means
     no record (logged at DEBUG).
@@ -363,7 +364,7 @@ def lookup(
 
         key = workload_key(equation, shapes, [str(d) for d in dtypes])
         with Database(path, timeout=5.0) as database:
-            record = database.best(key, host_target_key(threads))
+            record = database.best(key, target or host_target_key(threads))
     except (TccError, sqlite3.Error, OSError) as exc:
         log.debug("tuning lookup in %s failed: %s", path, exc)
         return None

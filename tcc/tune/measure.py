@@ -38,6 +38,7 @@ from tcc.tune.space import Config, Workload
 FAILURE_KINDS = ("compile", "runtime", "wrong", "crash", "timeout")
 _HEADER = struct.Struct("<Q")
 TARGET_SECONDS = 0.12  # timed runs per candidate stop after about this long
+GPU_BATCH = 5  # GPU launches timed together
 MIN_RUNS, MAX_RUNS = 3, 25
 
 
@@ -123,6 +124,8 @@ class _WorkerState:
     def measure(self, config: Config, fault: str | None) -> Measurement:
         from tcc.kernel import Kernel
 
+        if self.setup.get("target") == "cuda":
+            return self.measure_gpu(config, fault)
         w = self.workload
         started = time.perf_counter()
         try:
@@ -156,6 +159,50 @@ class _WorkerState:
         return Measurement("ok", gflops=self.setup["flops"] / seconds / 1e9, seconds=seconds,
                            compile_seconds=compile_seconds)
 
+    def measure_gpu(self, config: Config, fault: str | None) -> Measurement:
+        """One GPU candidate: compiled with ``gpu_config``, run on device copies of the
+        inputs (checked afterwards: a kernel must not write them), its result checked,
+        then timed in batches of back-to-back launches between stream synchronizations."""
+        from tcc.kernel import Kernel
+        from tcc.runtime.cuda import DeviceArray
+
+        w = self.workload
+        started = time.perf_counter()
+        try:
+            kernel = Kernel(w.equation, w.shapes, [w.dtype] * len(w.shapes), target="cuda",
+                            tuning=False, precision=self.setup["precision"], gpu_config=config)
+            if getattr(self, "device_inputs", None) is None:
+                self.device_inputs = [DeviceArray.from_host(a) for a in self.inputs]
+        except Exception:
+            return Measurement("compile", error=traceback.format_exc(limit=4))
+        compile_seconds = time.perf_counter() - started
+        try:
+            if fault == "crash":
+                import ctypes
+
+                ctypes.string_at(0)
+            if fault == "hang":
+                time.sleep(1e6)
+            result = kernel(*self.device_inputs).numpy()
+            if fault == "wrong":
+                result.flat[result.size // 2] += 1.0 + 2 * abs(result.flat[result.size // 2])
+            written = [a.numpy() for a in self.device_inputs]
+        except Exception:
+            return Measurement("runtime", error=traceback.format_exc(limit=4))
+        for k, (now, before) in enumerate(zip(written, self.pristine, strict=True)):
+            if not np.array_equal(now, before, equal_nan=True):
+                self.device_inputs = None
+                return Measurement("wrong", error=f"input {k} was modified on the device")
+        problem = self.check(result)
+        if problem:
+            return Measurement("wrong", error=problem, compile_seconds=compile_seconds)
+        try:
+            seconds = self.time(kernel, self.device_inputs, batch=GPU_BATCH)
+        except Exception:
+            return Measurement("runtime", error=traceback.format_exc(limit=4))
+        return Measurement("ok", gflops=self.setup["flops"] / seconds / 1e9, seconds=seconds,
+                           compile_seconds=compile_seconds)
+
     def check(self, result: np.ndarray) -> str | None:
         for k, (now, before) in enumerate(zip(self.inputs, self.pristine, strict=True)):
             if not np.array_equal(now, before, equal_nan=True):
@@ -166,6 +213,8 @@ class _WorkerState:
             return f"result shape {result.shape} != reference shape {reference.shape}"
         scale = float(np.max(np.abs(reference))) if reference.size else 0.0
         tolerance = 1e-3 if self.workload.dtype in ("float32", "float16") else 1e-9
+        if self.setup.get("precision") == "tf32":
+            tolerance = 1e-2  # inputs rounded to 10 mantissa bits
         error = np.abs(result.astype(np.float64) - reference)
         bad = ~(error <= tolerance * (scale + np.abs(reference)) + tolerance)
         if bad.any():
@@ -174,18 +223,31 @@ class _WorkerState:
                     f"{result[where]!r} vs {reference[where]!r} ({int(bad.sum())} elements)")
         return None
 
-    def time(self, kernel) -> float:
+    def time(self, kernel, inputs=None, batch: int = 1) -> float:
+        """Median seconds of one call; ``batch`` calls are timed together and the stream
+        synchronized after them (GPU kernels run asynchronously)."""
+        inputs = self.inputs if inputs is None else inputs
+        if batch > 1:
+            from tcc.runtime.cuda import device
+
+            def run() -> None:
+                for _ in range(batch):
+                    kernel(*inputs)
+                device().synchronize()
+        else:
+            def run() -> None:
+                kernel(*inputs)  # a fresh output each call
         with open(self.lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                kernel(*self.inputs)  # warm-up (the check run warmed the code already)
+                run()  # warm-up (the check run warmed the code already)
                 times: list[float] = []
                 total = 0.0
                 while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or total < TARGET_SECONDS):
                     started = time.perf_counter()
-                    kernel(*self.inputs)  # a fresh output each call
+                    run()
                     elapsed = time.perf_counter() - started
-                    times.append(elapsed)
+                    times.append(elapsed / batch)
                     total += elapsed
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -241,8 +303,10 @@ class Measurer:
     """Measures configs of one workload in ``workers`` isolated processes."""
 
     def __init__(self, workload: Workload, *, threads: int, cache_dir: str, workers: int = 1,
-                 timeout: float = 120.0, seed: int = 0) -> None:
+                 timeout: float = 120.0, seed: int = 0, target: str = "cpu",
+                 precision: str = "exact") -> None:
         self.workload = workload
+        self.target, self.precision = target, precision
         self.workers = max(1, workers)
         self.timeout = timeout
         self.directory = tempfile.mkdtemp(prefix="tcc-tune-")
@@ -266,7 +330,8 @@ class Measurer:
         np.save(reference_path, np.asarray(reference, dtype=np.float64))
         return {"workload": w, "inputs": paths, "reference": reference_path,
                 "lock": os.path.join(self.directory, "timing.lock"), "threads": threads,
-                "cache_dir": cache_dir, "flops": w.flops}
+                "cache_dir": cache_dir, "flops": w.flops, "target": self.target,
+                "precision": self.precision}
 
     def _new_worker(self) -> _Worker:
         self._spawned += 1

@@ -192,6 +192,8 @@ def tune(
     options: Options | None = None,
     task: tuple[int, int] = (1, 1),
     confirm: int = 3,
+    target: str = "cpu",
+    precision: str = "exact",
 ) -> TuneResult:
     """Tune the schedule of ``equation`` on operands of ``shapes`` for this machine.
 
@@ -203,6 +205,8 @@ def tune(
     workload and target and count them against ``trials``. ``timeout``: seconds per
     candidate (default: from the default schedule's time). ``confirm``: re-measure the
     top this-many configs and the default at the end (0: no); the best is the best mean.
+    ``target='cuda'``: tune the GPU schedules (``tcc.tune.gpu_space``) on this machine's
+    GPU, at ``precision`` ('exact' or 'tf32'); the records are keyed by the device.
     """
     if plot:
         _check_plot_available()
@@ -210,11 +214,21 @@ def tune(
     options = options or default_options()
     workload = Workload.of(equation, shapes, dtype)
     threads = options.num_threads
-    target = host_target_key(threads)
     version = tcc_version()
-    from tcc.runtime.jit import host_target
+    if target == "cuda":
+        from tcc.runtime.cuda import require_cuda
+        from tcc.tune.gpu_space import GpuSearchSpace, gpu_target_key
 
-    space = SearchSpace.build(workload, host_target().features, threads)
+        require_cuda()
+        space: SearchSpace | GpuSearchSpace = GpuSearchSpace(workload, precision)
+        device_kind, target = "cuda", gpu_target_key(precision)
+    elif target == "cpu":
+        from tcc.runtime.jit import host_target
+
+        space = SearchSpace.build(workload, host_target().features, threads)
+        device_kind, target = "cpu", host_target_key(threads)
+    else:
+        raise TccError(f"target must be 'cpu' or 'cuda', not {target!r}")
     search = make_strategy(strategy, space, seed)
     owned = not isinstance(db, Database)
     database = Database(db) if owned else db  # type: ignore[arg-type]
@@ -244,7 +258,8 @@ def tune(
     state = "done"
     try:
         measurer = Measurer(workload, threads=threads, cache_dir=options.cache_dir,
-                            workers=workers or 1, timeout=timeout or 600.0, seed=seed)
+                            workers=workers or 1, timeout=timeout or 600.0, seed=seed,
+                            target=device_kind, precision=precision)
 
         def record(number: int, config: Config, m: Measurement,
                    confirming: bool = False) -> None:

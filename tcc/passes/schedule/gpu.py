@@ -349,6 +349,17 @@ class TileParams:
             tm, tn = (tm, tn // 2) if tn >= tm else (tm // 2, tn)
         return TileParams(MAX_THREADS_XY * tm, MAX_THREADS_XY * tn, tm, tn)
 
+    def check(self) -> None:
+        """ScheduleError unless the threads cover the tiles evenly in both load directions."""
+        tx, ty = self.threads
+        if (min(self.bm, self.bn, self.tm, self.tn, self.bk) < 1 or self.bm % self.tm
+                or self.bn % self.tn or self.bk % tx or self.bk % ty or self.bm % tx
+                or self.bn % ty or not 32 <= tx * ty <= 1024
+                or self.tm > RUN and self.tm % RUN or self.tn > RUN and self.tn % RUN):
+            raise ScheduleError(f"tile {self} does not fit its {tx} x {ty} threads: BM and BN "
+                                "must be multiples of both thread counts, BK too, and a "
+                                "register tile over 4 a multiple of 4")
+
     def fit(self, m: int, n: int, others: int = 1) -> TileParams:
         """Shrink the block tile for small M or N (never below 16), then, down to 64 x 32,
         while the grid (``others`` blocks per tile) would leave SMs idle. A smaller tile
@@ -557,9 +568,13 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
     shape = analyze(program, stmt, layouts)
     if shape is None or not (shape.m and shape.n and shape.k):
         return None  # a product with no M, N or K: the loop or reduction schedules
-    params = params or TileParams.for_dtype(stmt.dtype)
-    builder = _Tiled(shape, params, stmt.dtype, stmt.accumulate)
-    fitted = params.fit(builder.extents["M"], builder.extents["N"], builder.z_blocks)
+    if params is not None:  # a tuned choice: taken as it is
+        params.check()
+        fitted = params
+    else:
+        params = TileParams.for_dtype(stmt.dtype)
+        builder = _Tiled(shape, params, stmt.dtype, stmt.accumulate)
+        fitted = params.fit(builder.extents["M"], builder.extents["N"], builder.z_blocks)
     builder = _Tiled(shape, fitted, stmt.dtype, stmt.accumulate)
     schedule = builder.schedule()
     if any(g > GRID_LIMITS[d] for g, d in zip(schedule.grid, DIMENSIONS, strict=True)):
@@ -570,28 +585,60 @@ def tiled_schedule(program: P.Program, stmt: P.Statement,
 
 # ---- choosing -----------------------------------------------------------------------------
 
+GPU_TEMPLATES = ("auto", "plain", "tiled", "mma")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuConfig:
+    """A tuned choice for a contraction's GPU kernel: the template ('auto' as compiled by
+    default; 'plain': the loop or reduction schedule; 'tiled'; 'mma': tensor cores, when
+    the precision allows) and the tiled template's sizes (None: derived)."""
+
+    template: str = "auto"
+    tile: TileParams | None = None
+
+    @staticmethod
+    def of(config: Mapping | None) -> GpuConfig:
+        """From a tuning record's config: ``{"template": ..., "bm": ..., "bn": ...}``."""
+        config = dict(config or {})
+        template = config.pop("template", "auto")
+        if template not in GPU_TEMPLATES:
+            raise ScheduleError(f"GPU template must be one of {GPU_TEMPLATES}, not {template!r}")
+        tile = TileParams(**{k: int(config[k]) for k in ("bm", "bn", "tm", "tn", "bk")
+                             if k in config}) if config else None
+        return GpuConfig(template, tile)
+
+
+
 
 def gpu_kernel_for_statement(program: P.Program, stmt: P.Statement,
                              layouts: Mapping[str, tuple[int, ...]], *, name: str,
-                             tiled: str = "auto", precision: str = "exact") -> GpuKernel:
+                             tiled: str = "auto", precision: str = "exact",
+                             config: GpuConfig | None = None) -> GpuKernel:
     """``tiled``: 'auto' (tile contractions of at least TILED_MIN_FLOPS), 'always' (tile
     every contraction the template accepts) or 'never'. ``precision='tf32'`` lets float32
-    contractions run on the tensor cores (``gpu_mma``); 'exact' keeps float32 throughout."""
+    contractions run on the tensor cores (``gpu_mma``); 'exact' keeps float32 throughout.
+    ``config``: a tuned choice (:class:`GpuConfig`), applied where the statement allows."""
     from tcc.passes.schedule.gpu_mma import MMA_MIN_FLOPS, PRECISIONS, mma_schedule
 
     if tiled not in ("auto", "always", "never"):
         raise ScheduleError(f"tiled must be 'auto', 'always' or 'never', not {tiled!r}")
     if precision not in PRECISIONS:
         raise ScheduleError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    config = config or GpuConfig()
+    if config.template == "plain":
+        tiled = "never"
+    elif config.template != "auto":
+        tiled = "always"
     if tiled != "never":
-        if precision == "tf32":
+        if precision == "tf32" and config.template in ("auto", "mma"):
             kernel = mma_schedule(program, stmt, layouts, name=name,
                                   min_flops=0 if tiled == "always" else MMA_MIN_FLOPS)
             if kernel is not None:
                 return kernel
         shape = analyze(program, stmt, layouts)
         if shape is not None and (tiled == "always" or shape.flops >= TILED_MIN_FLOPS):
-            kernel = tiled_schedule(program, stmt, layouts, name=name)
+            kernel = tiled_schedule(program, stmt, layouts, name=name, params=config.tile)
             if kernel is not None:
                 return kernel
     return (reduce_schedule(program, stmt, layouts, name=name)
@@ -614,17 +661,18 @@ def _in_place(expr: P.Expr, value: P.Expr) -> P.Expr:
 
 def statement_kernels(program: P.Program, stmt: P.Statement,
                       layouts: Mapping[str, tuple[int, ...]], *, name: str,
-                      tiled: str = "auto", precision: str = "exact") -> tuple[GpuKernel, ...]:
+                      tiled: str = "auto", precision: str = "exact",
+                      config: GpuConfig | None = None) -> tuple[GpuKernel, ...]:
     """The kernels of one statement: one, or, for a contraction with a fused epilogue
     (``relu(sum ...)``) that a tiled template takes, the contraction and then the
     epilogue in place over its output, as the CPU's GETT does."""
     first = gpu_kernel_for_statement(program, stmt, layouts, name=name, tiled=tiled,
-                                     precision=precision)
+                                     precision=precision, config=config)
     if stmt.epilogue is None or first.schedule.template not in ("loops", "reduce"):
         return (first,)
     bare = replace(stmt, epilogue=None)
     contraction = gpu_kernel_for_statement(program, bare, layouts, name=name, tiled=tiled,
-                                           precision=precision)
+                                           precision=precision, config=config)
     if contraction.schedule.template in ("loops", "reduce"):
         return (first,)
     stored: P.Expr = P.Read(stmt.target, stmt.indices)
@@ -637,20 +685,21 @@ def statement_kernels(program: P.Program, stmt: P.Statement,
 
 def kernels_by_statement(program: P.Program,
                          layouts: Mapping[str, tuple[int, ...]] | None = None, *,
-                         name: str = "kernel", tiled: str = "auto",
-                         precision: str = "exact") -> tuple[tuple[GpuKernel, ...], ...]:
+                         name: str = "kernel", tiled: str = "auto", precision: str = "exact",
+                         config: GpuConfig | None = None) -> tuple[tuple[GpuKernel, ...], ...]:
     """Each statement's GPU kernels (``statement_kernels``), in program order."""
     layouts = dict(layouts or {})
     return tuple(statement_kernels(program, stmt, layouts, name=f"{name}_k{k}", tiled=tiled,
-                                   precision=precision)
+                                   precision=precision, config=config)
                  for k, stmt in enumerate(program.statements))
 
 
 def gpu_kernels(program: P.Program, layouts: Mapping[str, tuple[int, ...]] | None = None, *,
-                name: str = "kernel", tiled: str = "auto",
-                precision: str = "exact") -> tuple[GpuKernel, ...]:
+                name: str = "kernel", tiled: str = "auto", precision: str = "exact",
+                config: GpuConfig | None = None) -> tuple[GpuKernel, ...]:
     """The GPU kernels of every statement, in program order."""
-    groups = kernels_by_statement(program, layouts, name=name, tiled=tiled, precision=precision)
+    groups = kernels_by_statement(program, layouts, name=name, tiled=tiled, precision=precision,
+                                  config=config)
     return tuple(kernel for group in groups for kernel in group)
 
 
