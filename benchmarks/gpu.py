@@ -31,6 +31,7 @@ CASES = [  # name, equation, index sizes
                                                      "d": 64}),
 ]
 QUICK = {"gemm 4096", "gemm 8192"}
+TUNED = {"gemm 4096", "permuted 6-D"}
 
 
 def _need_gpu():
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the largest GEMMs")
     parser.add_argument("--repeat", type=int, default=10, help="timed calls (median)")
+    parser.add_argument("--tune", type=int, default=0, metavar="TRIALS",
+                        help="also tune GEMM 4096 and the permuted 6-D case on the GPU")
     args = parser.parse_args(argv)
     torch = _need_gpu()
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
@@ -145,6 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick and name in QUICK:
             continue
         print(run_case(torch, name, equation, sizes, args.repeat), flush=True)
+    if args.tune:
+        import tcc
+
+        for name, equation, sizes in CASES:
+            if name in TUNED:
+                result = tcc.tune(equation, *_shapes(equation, sizes), dtype="float32",
+                                  target="cuda", trials=args.tune, time_budget=120, quiet=True,
+                                  strategy="model")
+                print(f"tuned {name:18s} default {result.default_gflops or 0:9.0f} GFLOP/s  "
+                      f"best {result.best_gflops or 0:9.0f}  "
+                      f"speedup {result.speedup or 0:5.2f}x  {result.best_config}", flush=True)
     return 0
 
 

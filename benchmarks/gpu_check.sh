@@ -24,5 +24,5 @@ for eq, shapes in [("ik,kj->ij", [(4096, 4096), (4096, 4096)]),
                        capture_output=True, text=True)
     print(eq, r.returncode, r.stderr.strip())
 PY
-timeout ${TEST_TIMEOUT:-240} python3 -m pytest --maxfail=30 -q -p no:cacheprovider tests/test_cuda_runtime.py tests/test_cuda_ptx.py tests/test_cuda_schedule.py 2>&1 | tee "$OUT/tests.txt" | tail -25
-timeout ${BENCH_TIMEOUT:-200} python3 benchmarks/gpu.py "$@" 2>&1 | tee "$OUT/bench.txt"
+timeout ${TEST_TIMEOUT:-240} python3 -m pytest --maxfail=30 -q -p no:cacheprovider tests/test_cuda_runtime.py tests/test_cuda_ptx.py tests/test_cuda_schedule.py tests/test_tune_gpu.py 2>&1 | tee "$OUT/tests.txt" | tail -25
+timeout ${BENCH_TIMEOUT:-300} python3 benchmarks/gpu.py "$@" 2>&1 | tee "$OUT/bench.txt"

@@ -158,6 +158,8 @@ def test_warp_reductions_on_gpu(equation: str, shapes, dtype: str) -> None:
 
 @pytest.mark.parametrize("budget", [None, "9000B"])
 def test_program_on_gpu(budget) -> None:
+    if budget is not None:
+        pytest.importorskip("ortools")  # the GPU machine may lack it
     prog = tcc.program("""
         H[b,h] = relu(sum_i X[b,i] * W1[h,i])
         Y[b,o] = sum_h H[b,h] * W2[o,h]
@@ -174,3 +176,20 @@ def test_program_on_gpu(budget) -> None:
     on_device = gpu({n: DeviceArray.from_host(a) for n, a in inputs.items()})
     assert all(isinstance(a, DeviceArray) for a in on_device.values())
     np.testing.assert_allclose(on_device["dW1"].numpy(), expected["dW1"], rtol=1e-10)
+
+
+def test_gpu_tuning_end_to_end(tmp_path) -> None:
+    result = tcc.tune("ik,kj->ij", (300, 200), (200, 260), dtype="float32", target="cuda",
+                      trials=6, db=tmp_path / "t.db", quiet=True, confirm=1, seed=1)
+    assert result.best_gflops and result.default_gflops and not result.failures
+    from tcc.tune.database import lookup
+    from tcc.tune.gpu_space import gpu_target_key
+
+    config = lookup("ik,kj->ij", [(300, 200), (200, 260)], ["float32"] * 2, 1,
+                    db=tmp_path / "t.db", target=gpu_target_key("exact"))
+    assert config == result.best_config
+    a = np.random.default_rng(9).standard_normal((300, 200)).astype(np.float32)
+    b = np.random.default_rng(10).standard_normal((200, 260)).astype(np.float32)
+    kernel = tcc.Kernel("ik,kj->ij", [a.shape, b.shape], ["float32"] * 2, target="cuda",
+                        gpu_config=config)
+    np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-3, atol=1e-3)
