@@ -193,6 +193,23 @@ def test_corpus_emulated(dtype: str, tiled: str) -> None:
                                    err_msg=f"{case.name}: {case.equation}")
 
 
+def test_corpus_emulated_on_tensor_cores() -> None:
+    """Every float32 corpus case with tf32 allowed: pairwise contractions take the
+    tensor-core template, everything else its usual schedule."""
+    rng = np.random.default_rng(11)
+    used = 0
+    for case in CORPUS:
+        arrays = case.operands(rng, "float32")
+        program = program_for(case.equation, arrays, "float32")
+        used += any(k.schedule.template == "mma" for k in
+                    G.gpu_kernels(program, tiled="always", precision="tf32"))
+        result = run_program(program, arrays, tiled="always", precision="tf32")
+        expected = case.reference([a.astype(np.float64) for a in arrays])
+        error = np.linalg.norm(result - expected) / max(np.linalg.norm(expected), 1e-30)
+        assert error < 3e-3, f"{case.name}: {case.equation}: {error}"
+    assert used >= 10
+
+
 @pytest.mark.parametrize("m,n,k", [(2, 3, 2), (17, 33, 5), (70, 65, 40), (64, 64, 16),
                                    (130, 200, 48), (256, 128, 64)])
 def test_tiled_gemm_odd_sizes(m: int, n: int, k: int) -> None:
