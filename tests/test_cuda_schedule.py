@@ -11,7 +11,11 @@ import itertools
 import numpy as np
 import pytest
 from corpus import CORPUS, tolerance
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from test_einsum_hypothesis import einsums
 
+from tcc.errors import TccError
 from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import loops as L
 from tcc.ir import program as P
@@ -498,3 +502,28 @@ def test_training_step_planned_on_the_gpu(budget) -> None:
     for name in expected:
         np.testing.assert_allclose(result[name], expected[name], rtol=1e-10, atol=1e-10,
                                    err_msg=name)
+
+
+@given(case=einsums(max_operands=3, allow_ellipsis=False),
+       dtype=st.sampled_from(["float64", "float32", "int64"]),
+       tiled=st.sampled_from(["never", "always"]), data=st.data())
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_random_einsums_emulated(case, dtype: str, tiled: str, data) -> None:
+    """Random equations (repeated labels, broadcasts, sizes 0 and 1) through every GPU
+    schedule, the tensor cores included for float32, against numpy.einsum."""
+    equation, shapes = case
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    arrays = [(rng.standard_normal(s) * 3).astype(dtype) for s in shapes]
+    try:
+        expected = np.einsum(equation, *arrays)
+        program = program_for(equation, arrays, dtype)
+    except (ValueError, TccError):
+        assume(False)
+    precision = "tf32" if dtype == "float32" and data.draw(st.booleans()) else "exact"
+    result = run_program(program, arrays, tiled=tiled, precision=precision)
+    if precision == "tf32":
+        scale = max(float(np.linalg.norm(expected)), 1.0)
+        assert np.linalg.norm(result - expected) / scale < 3e-3
+    else:
+        np.testing.assert_allclose(result, expected, **tolerance(dtype))
