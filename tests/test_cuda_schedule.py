@@ -527,3 +527,22 @@ def test_random_einsums_emulated(case, dtype: str, tiled: str, data) -> None:
         assert np.linalg.norm(result - expected) / scale < 3e-3
     else:
         np.testing.assert_allclose(result, expected, **tolerance(dtype))
+
+
+def test_tensor_core_tiles_interleave_k() -> None:
+    """Both load directions put K position k at ``interleaved(k)`` of its shared row."""
+    from tcc.passes.schedule import gpu_mma as M
+
+    for x in range(32):
+        lane = {"threadIdx.x": x, "lane.k8": x // 8, "lane.k4": (x // 4) % 2, "lane.k1": x % 4}
+        slot = M.LANE_SLOT.const + sum(c * lane[v] for v, c in M.LANE_SLOT.terms)
+        assert slot == M.interleaved(x)
+    tile = M._MmaTile.__new__(M._MmaTile)
+    tile.f = type("F", (), {"along_k": staticmethod(lambda *_: False)})()
+    for z in range(2):
+        for _, kk, slot in tile.slots("A", ("m",)):
+            values = {"threadIdx.x": 0, "threadIdx.y": 0, "threadIdx.z": z}
+            k = kk.const + sum(c * values[v] for v, c in kk.terms)
+            at = slot.const + sum(c * values[v] for v, c in slot.terms)
+            assert at == M.interleaved(k)
+    assert sorted(M.interleaved(k) for k in range(32)) == list(range(32))

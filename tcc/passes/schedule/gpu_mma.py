@@ -8,9 +8,10 @@ flattened groups (:class:`~tcc.passes.schedule.gpu_gett.FlatGett`).
 A block of 8 warps (threads 32 x 4 x 2: lane, warp column, warp row) computes a 128 x 128
 tile of C, each warp 64 x 32 of it as 4 x 4 ``m16n8k8`` products, 64 accumulators per
 lane. Per 32-deep K tile, the A and B tiles are staged in shared memory with K inside a
-row (``As[m][k]``, ``Bs[n][k]``, pitch 36 words: the fragment reads of a warp then hit
-32 different banks), read from global memory along whichever of K or M (N) is the
-tensor's contiguous direction and zero-filled past the edges. Each K tile is fetched into
+row (``As[m][k]``, ``Bs[n][k]``, pitch 36 words, K positions t and t + 4 of each 8 side
+by side so that a lane reads both of its values for one product at once), read from
+global memory along whichever of K or M (N) is the tensor's contiguous direction and
+zero-filled past the edges. Each K tile is fetched into
 registers one tile ahead, so its global loads are in flight during the products::
 
     a.e, b.e = A[m0 + mm, kk], B[kk, n0 + nn]              (tile 0, 16 + 16 per thread)
@@ -48,6 +49,16 @@ PRECISIONS = ("exact", "tf32")
 
 X, Y, Z = Aff.var("threadIdx.x"), Aff.var("threadIdx.y"), Aff.var("threadIdx.z")
 G, T = Aff.var("lane.g"), Aff.var("lane.t")
+# the K position of lane X within a row of a shared tile (see ``_Interleave``)
+LANE_K = (IndexOf("lane.k8", X, 8), IndexOf("lane.k4", X, 4, 2), IndexOf("lane.k1", X, 1, 4))
+LANE_SLOT = Aff.var("lane.k8", 8) + Aff.var("lane.k1", 2) + Aff.var("lane.k4")
+
+
+def interleaved(k: int) -> int:
+    """Where K position ``k`` of a tile sits in its shared row: within each 8, positions
+    ``t`` and ``t + 4`` side by side (``0 4 1 5 2 6 3 7``), so the two values a lane gives
+    to one ``mma`` (K = t and t + 4) are one 64-bit shared load."""
+    return 8 * (k // 8) + 2 * (k % 4) + (k % 8) // 4
 
 
 class _MmaTile:
@@ -55,16 +66,20 @@ class _MmaTile:
         self.f, self.s, self.accumulate = flat, flat.s, accumulate
         self.M, self.N, self.K = flat.extent(flat.m), flat.extent(flat.n), flat.extent(flat.k)
 
-    def slots(self, tensor: str, group: tuple[str, ...]) -> list[tuple[Aff, Aff]]:
-        """(row within the tile, k within the tile) of the 16 elements a thread moves."""
+    def slots(self, tensor: str, group: tuple[str, ...]) -> list[tuple[Aff, Aff, Aff]]:
+        """(row within the tile, k within the tile, its slot in the shared row) of the 16
+        elements a thread moves."""
         if self.f.along_k(tensor, group):  # a warp reads 32 consecutive K positions
-            return [(Y + Z * 4 + 8 * e, X) for e in range(BM * BK // THREADS)]
-        return [(X + Y * 32, Z + 2 * e) for e in range(BM * BK // THREADS)]  # 32 rows
+            return [(Y + Z * 4 + 8 * e, X, LANE_SLOT) for e in range(BM * BK // THREADS)]
+        # 32 rows at K = Z + 2e: with e = 4a + b that is 8a + (Z + 2b), Z + 2b < 8
+        return [(X + Y * 32, Z + 2 * e,
+                 Z * 2 + 8 * (e // 4) + 4 * (e % 2) + (e % 4) // 2)
+                for e in range(BM * BK // THREADS)]
 
     def rows(self, tensor: str, tile: str, group: tuple[str, ...], base: Aff) -> list:
         """Each loaded row's share of ``tensor``'s address, once at the top."""
         head: list = []
-        for e, (oo, _) in enumerate(self.slots(tensor, group)):
+        for e, (oo, _, _) in enumerate(self.slots(tensor, group)):
             stmts, self.row_offsets[tile, e] = self.f.offset_of(tensor, group, base + oo,
                                                                 f"{tile}.row{e}")
             head += stmts
@@ -74,7 +89,7 @@ class _MmaTile:
               k_tile: Aff, outer: Aff) -> list[L.Stmt]:
         """One K tile of ``tensor`` into the registers ``tile.e``, zero outside it."""
         stmts: list[L.Stmt] = []
-        for e, (oo, kk) in enumerate(self.slots(tensor, group)):
+        for e, (oo, kk, _) in enumerate(self.slots(tensor, group)):
             k_global = k_tile * BK + kk
             k_head, k_share = self.f.offset_of(tensor, self.f.k, k_global, f"{tile}.col{e}")
             load = L.Load(tensor, self.row_offsets[tile, e] + k_share + outer)
@@ -85,8 +100,8 @@ class _MmaTile:
         return stmts
 
     def stash(self, tensor: str, tile: str, group: tuple[str, ...]) -> list[L.Stmt]:
-        return [L.Store(tile, oo * PITCH + kk, L.Local(f"{tile}.{e}"))
-                for e, (oo, kk) in enumerate(self.slots(tensor, group))]
+        return [L.Store(tile, oo * PITCH + slot, L.Local(f"{tile}.{e}"))
+                for e, (oo, _, slot) in enumerate(self.slots(tensor, group))]
 
     def step(self) -> L.For:
         """One 8-deep slice of the shared tiles: fragments, then 16 products per warp."""
@@ -94,12 +109,13 @@ class _MmaTile:
         body: list[L.Stmt] = []
         for mi in range(MI):
             row = Z * 64 + 16 * mi + G
-            spots = ((row, T), (row + 8, T), (row, T + 4), (row + 8, T + 4))
+            # K = t and t + 4 sit side by side in a shared row (``interleaved``)
+            spots = ((row, T * 2), (row + 8, T * 2), (row, T * 2 + 1), (row + 8, T * 2 + 1))
             for r, (m, k) in enumerate(spots):
                 body.append(L.Declare(f"a{mi}_{r}", "float32", L.Load("As", m * PITCH + ks + k)))
         for ni in range(NI):
             col = Y * 32 + 8 * ni + G
-            for r, k in enumerate((T, T + 4)):
+            for r, k in enumerate((T * 2, T * 2 + 1)):
                 body.append(L.Declare(f"b{ni}_{r}", "float32",
                                       L.Load("Bs", col * PITCH + ks + k)))
         for mi in range(MI):
@@ -143,7 +159,7 @@ class _MmaTile:
         hides behind the tensor cores; past the last tile they are skipped)."""
         f, s = self.f, self.s
         batch_head, where_batch = f.split(f.batch, Aff.var("blockIdx.z"), "z")
-        lane_ids = (IndexOf("lane.g", X, 4), IndexOf("lane.t", X, 1, 4))
+        lane_ids = (IndexOf("lane.g", X, 4), IndexOf("lane.t", X, 1, 4), *LANE_K)
         a = (s.a, "As", f.m, Aff.var("blockIdx.y", BM), self.M)
         b = (s.b, "Bs", f.n, Aff.var("blockIdx.x", BN), self.N)
         self.row_offsets: dict = {}
