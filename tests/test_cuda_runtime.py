@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from corpus import CORPUS, tolerance
 from test_cuda_ptx import corpus_program, unary_program
+from test_cuda_schedule import training_step
 
 import tcc
 from tcc.errors import TccError
@@ -160,15 +161,7 @@ def test_warp_reductions_on_gpu(equation: str, shapes, dtype: str) -> None:
 def test_program_on_gpu(budget) -> None:
     if budget is not None:
         pytest.importorskip("ortools")  # the GPU machine may lack it
-    prog = tcc.program("""
-        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
-        Y[b,o] = sum_h H[b,h] * W2[o,h]
-        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
-    """, shapes=dict(b=24, i=20, h=18, o=6), dtype="float64")
-    step = tcc.grad(prog, of="L", wrt=["W1", "W2"])
-    rng = np.random.default_rng(8)
-    inputs = {n: rng.standard_normal(step.tensor(n).shape) for n in step.inputs}
-    expected = tcc.compile(step)(inputs)
+    step, inputs, expected = training_step(8)
     gpu = tcc.compile(step, target="cuda", memory_budget=budget)
     result = gpu(inputs)
     for name in expected:

@@ -452,6 +452,21 @@ def test_register_tile_per_dtype(dtype: str, tiles) -> None:
         assert "As[132*k.step + 4*threadIdx.y + 64]" in text
 
 
+def training_step(seed: int):
+    """An MLP's loss and gradients as a program, random inputs, and the CPU's results."""
+    import tcc
+
+    prog = tcc.program("""
+        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
+        Y[b,o] = sum_h H[b,h] * W2[o,h]
+        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
+    """, shapes=dict(b=24, i=20, h=18, o=6), dtype="float64")
+    step = tcc.grad(prog, of="L", wrt=["W1", "W2"])
+    rng = np.random.default_rng(seed)
+    inputs = {n: rng.standard_normal(step.tensor(n).shape) for n in step.inputs}
+    return step, inputs, tcc.compile(step)(inputs)
+
+
 def run_planned(prog, inputs: dict, budget=None, tiled: str = "auto") -> dict:
     """A whole program as the GPU runs it (``CudaProgram`` with an execution plan): each
     step's kernels on its tensors, the temporaries at their offsets in one arena (numpy
@@ -487,17 +502,7 @@ def test_training_step_planned_on_the_gpu(budget) -> None:
     arena bytes, against the CPU."""
     if budget is not None:
         pytest.importorskip("ortools")  # the GPU machine may lack it
-    import tcc
-
-    prog = tcc.program("""
-        H[b,h] = relu(sum_i X[b,i] * W1[h,i])
-        Y[b,o] = sum_h H[b,h] * W2[o,h]
-        L[]    = sum_{b,o} (Y[b,o] - T[b,o])^2
-    """, shapes=dict(b=24, i=20, h=18, o=6), dtype="float64")
-    step = tcc.grad(prog, of="L", wrt=["W1", "W2"])
-    rng = np.random.default_rng(10)
-    inputs = {n: rng.standard_normal(step.tensor(n).shape) for n in step.inputs}
-    expected = tcc.compile(step)(inputs)
+    step, inputs, expected = training_step(10)
     result = run_planned(step, inputs, budget, tiled="always")
     for name in expected:
         np.testing.assert_allclose(result[name], expected[name], rtol=1e-10, atol=1e-10,
