@@ -334,18 +334,33 @@ def _repair(ev: _Evaluator, seq: list[int], *, rng: random.Random | None, spread
     return prune(graph, ev.budget, s.seq, ev)
 
 
+# the share of ruins that delete by graph neighbourhood instead of by position: on the
+# 1000-node random graph at 80 %, 5-s means over 30 seeds 4.38 % (positions only) ->
+# 4.12 % (half and half); 0.3, 0.7 and 1.0 gave 4.10, 4.22 and 4.19 over 10 seeds
+RELATED_RUIN = 0.5
+
+
 def improve(graph: RematGraph, budget: int, seq: list[int], *, rng: random.Random,
             deadline: float, stretch: float = 0.03) -> list[int]:
     """Ruin and recreate until ``deadline``: delete the recomputes in a random stretch of
-    about ``stretch`` of the sequence, repair with randomized priorities (the "first"
-    rule three times in ten), keep if cheaper."""
+    about ``stretch`` of the sequence, or (``RELATED_RUIN`` of the time) every recompute
+    of a recomputed node and of its inputs and users, wherever they are; repair with
+    randomized priorities (the "first" rule three times in ten), keep if cheaper."""
     costs, ev = graph.costs, _Evaluator(graph, budget)  # one evaluator for every repair
     best, best_cost = seq, sum(costs[v] for v in seq)
     while time.perf_counter() < deadline:
         main = main_computes(best)
-        length = max(2, int(stretch * len(best)))
-        lo = rng.randrange(max(1, len(best) - length))
-        trial = [v for k, v in enumerate(best) if main[k] or not lo <= k < lo + length]
+        if rng.random() < RELATED_RUIN:  # every recompute of a node and its neighbours
+            extra = [v for k, v in enumerate(best) if not main[k]]
+            if not extra:
+                continue
+            v = rng.choice(extra)
+            related = {v, *graph.preds[v], *graph.succs[v]}
+            trial = [u for k, u in enumerate(best) if main[k] or u not in related]
+        else:
+            length = max(2, int(stretch * len(best)))
+            lo = rng.randrange(max(1, len(best) - length))
+            trial = [v for k, v in enumerate(best) if main[k] or not lo <= k < lo + length]
         if len(trial) == len(best):
             continue
         greedy = "first" if rng.random() < 0.3 else "ratio"
