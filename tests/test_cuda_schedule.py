@@ -228,7 +228,9 @@ def test_tiled_gemm_odd_sizes(m: int, n: int, k: int) -> None:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex64"])
 def test_full_register_tiles_at_ragged_edges(dtype: str, monkeypatch) -> None:
-    monkeypatch.setattr(G, "TILED_MIN_BLOCKS", 1)  # keep 128-row tiles on a small problem
+    from tcc.passes.schedule import gpu_tiled
+
+    monkeypatch.setattr(gpu_tiled, "TILED_MIN_BLOCKS", 1)  # keep 128-row tiles on a small problem
     rng = np.random.default_rng(6)
     a, b = rng.standard_normal((200, 40)), rng.standard_normal((40, 150))
     if dtype == "complex64":

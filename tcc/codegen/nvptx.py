@@ -27,7 +27,7 @@ from tcc.codegen.llvm_cpu import _KernelRenderer, open_function
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
-from tcc.passes.schedule.gpu import WARP, Barrier, GpuKernel, IndexOf, Mma, WarpReduce
+from tcc.passes.schedule.gpu_ir import WARP, Barrier, GpuKernel, IndexOf, Mma, WarpReduce
 
 TRIPLE = "nvptx64-nvidia-cuda"
 GLOBAL, SHARED = 1, 3  # NVPTX address spaces

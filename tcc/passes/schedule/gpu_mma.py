@@ -36,7 +36,14 @@ from tcc.ir import program as P
 from tcc.passes.lower import lower_statement
 from tcc.passes.schedule.gett import analyze
 from tcc.passes.schedule.gpu_gett import FlatGett
-from tcc.passes.schedule.gpu_ir import Barrier, IndexOf, Mma
+from tcc.passes.schedule.gpu_ir import (
+    GRID_LIMITS,
+    Barrier,
+    GpuKernel,
+    GpuSchedule,
+    IndexOf,
+    Mma,
+)
 
 Aff = L.Affine
 BM, BN, BK = 128, 128, 32
@@ -188,8 +195,6 @@ def mma_schedule(program: P.Program, stmt: P.Statement,
                  layouts: Mapping[str, tuple[int, ...]], *, name: str,
                  min_flops: int = MMA_MIN_FLOPS):
     """The tensor-core template for a float32 contraction, or None when it does not apply."""
-    from tcc.passes.schedule.gpu import GRID_LIMITS, GpuKernel, GpuSchedule
-
     if stmt.dtype != "float32" or stmt.epilogue is not None:
         return None
     shape = analyze(program, stmt, layouts)
