@@ -145,7 +145,7 @@ def test_tensor_cores_tf32(equation: str, shapes) -> None:
 
 @pytest.mark.parametrize("equation,shapes", [
     ("ij->i", [(1000, 700)]), ("ij,ij,ij->i", [(300, 1031)] * 3), ("ij,j->i", [(77, 5)]),
-    ("abcj->abc", [(3, 5, 7, 300)]),
+    ("abcj->abc", [(3, 5, 7, 300)]), ("ij->", [(700, 3000)]), ("ijk->i", [(2, 64, 9000)]),
 ])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
 def test_warp_reductions_on_gpu(equation: str, shapes, dtype: str) -> None:

@@ -110,6 +110,9 @@ class _Block:
     def statement(self, stmt, mask: np.ndarray) -> None:
         if isinstance(stmt, G.Barrier):
             assert mask.all(), "a barrier under divergent control flow"
+        elif isinstance(stmt, G.AtomicAdd):
+            index = self.affine(stmt.index)[mask]
+            np.add.at(self.buffers[stmt.buffer], index, self.scalar(stmt.value, mask)[mask])
         elif isinstance(stmt, G.Mma):
             assert mask.all(), "a tensor-core product under divergent control flow"
             self.mma(stmt, mask)
@@ -151,6 +154,8 @@ class _Block:
 
 def emulate(gpu: G.GpuKernel, buffers: dict[str, np.ndarray]) -> None:
     """Run every block of ``gpu`` on flat numpy ``buffers`` (written in place)."""
+    for name in gpu.zeroed:
+        buffers[name][...] = 0
     sched = gpu.schedule
     bx, by, bz = sched.block
     threads = bx * by * bz
@@ -553,3 +558,23 @@ def test_tensor_core_tiles_interleave_k() -> None:
             at = slot.const + sum(c * values[v] for v, c in slot.terms)
             assert at == M.interleaved(k)
     assert sorted(M.interleaved(k) for k in range(32)) == list(range(32))
+
+
+@pytest.mark.parametrize("equation,shapes,dtype", [
+    ("ij->", [(300, 4000)], "float64"),  # the outer reduction loop split across blocks
+    ("j->", [(1 << 20,)], "float32"),  # the lanes' passes split across blocks
+    ("ij,ij->", [(600, 2000)] * 2, "int64"),
+    ("ijk->i", [(2, 64, 9000)], "float64"),  # two rows: each row's sum split too
+])
+def test_split_reductions_add_atomically(equation: str, shapes, dtype: str) -> None:
+    rng = np.random.default_rng(12)
+    arrays = [(rng.standard_normal(s) * 3).astype(dtype) for s in shapes]
+    program = program_for(equation, arrays, dtype)
+    (gpu,) = G.gpu_kernels(program)
+    assert gpu.schedule.grid[1] > 1 and gpu.zeroed == ("out",)
+    assert "atomic out[" in G.format_gpu_kernel(gpu)
+    buffers = {f"in{k}": a.ravel().copy() for k, a in enumerate(arrays)}
+    buffers["out"] = np.full(max(int(np.prod(program.tensor("out").shape)), 1), 7, dtype)
+    emulate(gpu, buffers)  # zeroes the output first, as the runtime does
+    np.testing.assert_allclose(buffers["out"].reshape(program.tensor("out").shape),
+                               np.einsum(equation, *arrays), **tolerance(dtype))

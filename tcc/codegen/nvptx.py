@@ -27,7 +27,15 @@ from tcc.codegen.llvm_cpu import _KernelRenderer, open_function
 from tcc.dtypes import DTYPES
 from tcc.errors import TccError
 from tcc.ir import loops as L
-from tcc.passes.schedule.gpu_ir import WARP, Barrier, GpuKernel, IndexOf, Mma, WarpReduce
+from tcc.passes.schedule.gpu_ir import (
+    WARP,
+    AtomicAdd,
+    Barrier,
+    GpuKernel,
+    IndexOf,
+    Mma,
+    WarpReduce,
+)
 
 TRIPLE = "nvptx64-nvidia-cuda"
 GLOBAL, SHARED = 1, 3  # NVPTX address spaces
@@ -124,13 +132,19 @@ class _GpuRenderer(_KernelRenderer):
             raise TccError("the CUDA backend renders scalar code only (no vector lanes)")
         return super().scalar(expr)
 
-    def statement(self, stmt: L.Stmt | Barrier | WarpReduce | IndexOf | Mma) -> None:
+    def statement(self, stmt: L.Stmt | Barrier | WarpReduce | IndexOf | Mma | AtomicAdd) -> None:
         if isinstance(stmt, Barrier):
             _call(self.builder, "llvm.nvvm.barrier0", ir.VoidType(), [])
         elif isinstance(stmt, WarpReduce):
             self.warp_reduce(stmt)
         elif isinstance(stmt, Mma):
             self.mma(stmt)
+        elif isinstance(stmt, AtomicAdd):
+            value = self.scalar(stmt.value)
+            (pointer,) = self.addresses(stmt.buffer, stmt.index)
+            kind = "fadd" if DTYPES[value.dtype].kind == "float" else "add"
+            self.builder.atomic_rmw(kind, pointer, S.to_memory(self.builder, value.v,
+                                                               value.dtype), "monotonic")
         elif isinstance(stmt, IndexOf):
             b, value = self.builder, self.offset(stmt.source)
             if stmt.divisor > 1:

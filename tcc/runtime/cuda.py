@@ -362,6 +362,11 @@ class CudaProgram:
 
     def launch(self, kernel: int, buffers: Mapping[str, int]) -> None:
         gpu, (name, tensors) = self.rendered.kernels[kernel], self.rendered.calls[kernel]
+        for buffer in gpu.kernel.buffers:
+            if buffer.name in gpu.zeroed:  # partial sums are added into it
+                nbytes = int(np.prod(buffer.shape)) * np.dtype(buffer.dtype).itemsize
+                check("cuMemsetD8Async", driver().cuMemsetD8Async(
+                    buffers[buffer.name], 0, nbytes, self.device.stream))
         holders = [ctypes.c_uint64(buffers[t]) for t in tensors]
         params = (ctypes.c_void_p * max(len(holders), 1))(
             *[ctypes.addressof(h) for h in holders])

@@ -42,6 +42,7 @@ from tcc.passes.schedule.gpu_ir import (  # noqa: F401 (the GPU IR, re-exported)
     GRID_LIMITS,
     MAX_THREADS,
     WARP,
+    AtomicAdd,
     Barrier,
     GpuKernel,
     GpuSchedule,
@@ -255,6 +256,8 @@ def _format(stmt: L.Stmt | Barrier, depth: int, lines: list[str], shared: tuple[
         lines.append(f"{pad}barrier")
     elif isinstance(stmt, WarpReduce):
         lines.append(f"{pad}warp_reduce {stmt.name} ({stmt.op}) over {stmt.lanes} lanes")
+    elif isinstance(stmt, AtomicAdd):
+        lines.append(f"{pad}atomic {stmt.buffer}[{stmt.index}] += {format_scalar(stmt.value)}")
     elif isinstance(stmt, Mma):
         args = ", ".join(format_scalar(x) for x in (*stmt.a, *stmt.b))
         lines.append(f"{pad}{', '.join(stmt.acc)} += mma.m16n8k8.tf32({args})")
@@ -290,7 +293,8 @@ def format_gpu_kernel(gpu: GpuKernel) -> str:
                        for b in kernel.buffers)
     lines = [f"kernel {kernel.name}({params}):",
              f"  # {sched.template}: grid {sched.grid}, block {sched.block}, "
-             f"bindings {dict(sched.bindings)}"]
+             f"bindings {dict(sched.bindings)}"
+             + (f", zeroed first: {', '.join(gpu.zeroed)}" if gpu.zeroed else "")]
     for stmt in kernel.body:
         _format(stmt, 1, lines, sched.shared)
     return "\n".join(lines)

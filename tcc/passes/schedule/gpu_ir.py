@@ -61,6 +61,16 @@ class WarpReduce:
     lanes: int
 
 
+@dataclass(frozen=True, slots=True)
+class AtomicAdd:
+    """``buffer[index] += value`` as one atomic read-modify-write in global memory (several
+    blocks add partial sums into one element; the order of the additions varies)."""
+
+    buffer: str
+    index: L.Affine
+    value: L.Scalar
+
+
 MMA_SHAPE = (16, 8, 8)  # m16n8k8: tf32 inputs, float32 accumulators
 
 
@@ -103,8 +113,12 @@ class GpuSchedule:
 
 @dataclass(frozen=True, slots=True)
 class GpuKernel:
+    """A kernel and how it launches; the buffers in ``zeroed`` are set to zero first (on
+    the stream, before the launch: partial sums are added into them)."""
+
     kernel: L.Kernel
     schedule: GpuSchedule
+    zeroed: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -119,6 +133,8 @@ def substitute(body: tuple, var: str, value: Aff) -> tuple:
             out.append(replace(stmt, source=stmt.source.substitute(var, value)))
         elif isinstance(stmt, Barrier | WarpReduce | Mma):
             out.append(stmt)
+        elif isinstance(stmt, AtomicAdd):
+            out.append(replace(stmt, index=stmt.index.substitute(var, value)))
         elif isinstance(stmt, L.For):
             bound = None if stmt.bound is None else stmt.bound.substitute(var, value)
             out.append(replace(stmt, body=substitute(stmt.body, var, value), bound=bound))

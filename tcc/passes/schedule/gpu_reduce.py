@@ -20,6 +20,7 @@ from tcc.passes.schedule.gpu_ir import (
     GRID_LIMITS,
     MAX_THREADS,
     WARP,
+    AtomicAdd,
     GpuKernel,
     GpuSchedule,
     IndexOf,
@@ -32,6 +33,9 @@ from tcc.passes.schedule.gpu_ir import (
 )
 
 Aff = L.Affine
+SPLIT_BLOCKS = 2048  # fewer blocks of output rows than this: split the reduction too
+SPLIT_MIN_CHUNK = 4  # iterations of the split loop per block, at least
+SPLIT_MIN_WORK = 1 << 20  # terms summed; below this one block per row set is quick enough
 SHUFFLE_DTYPES = ("float32", "float64", "int32", "int64")
 SHUFFLE_OPS = ("add", "mul", "max", "min")
 
@@ -72,6 +76,11 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
         for r.pass in 0..ceil(R/lanes):  (row guarded)  acc += in[row, threadIdx.x + 32*r.pass]
         warp_reduce acc (add) over 32 lanes
         (lane 0, row guarded)  out[row] = acc
+
+    When the output has too few rows to fill the GPU (``ij->``, a loss) and the sum is
+    large, ``blockIdx.y`` also splits the reduction (its outermost loop, or the lanes'
+    passes) and lane 0 adds its partial sum atomically (:class:`AtomicAdd`) into an
+    output zeroed before the launch.
     """
     if stmt.dtype not in SHUFFLE_DTYPES:
         return None
@@ -105,13 +114,36 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
     blocks = -(-total // rows)
     if blocks > GRID_LIMITS["x"]:
         return None
-    # lanes take the innermost reduction loop
     r = loops[-1]
-    lane_index = Aff.var("threadIdx.x") + Aff.var(f"{r.var}.pass", lanes)
+    passes = -(-extent // lanes)
+    atomic = _atomic_store(after, ops, kernel, stmt)
+    splits = 1
+    work = total * math.prod(loop.extent for loop in loops)
+    if atomic is not None and blocks < SPLIT_BLOCKS and work >= SPLIT_MIN_WORK:
+        # few output rows for the GPU: blockIdx.y splits the reduction too
+        outer = loops[0].extent if len(loops) > 1 else passes
+        splits = min(-(-SPLIT_BLOCKS // blocks), outer // SPLIT_MIN_CHUNK, GRID_LIMITS["y"])
+        splits = max(splits, 1)
+    # lanes take the innermost reduction loop (its passes split across blockIdx.y when the
+    # reduction loop is the only one)
+    chunk = -(-passes // splits) if len(loops) == 1 else passes
+    pass_index = Aff.var(f"{r.var}.pass", lanes)
+    if splits > 1 and len(loops) == 1:
+        pass_index = pass_index + Aff.var("blockIdx.y", chunk * lanes)
+    lane_index = Aff.var("threadIdx.x") + pass_index
     body = substitute(r.body, r.var, lane_index)
-    if extent % lanes:
+    if extent % lanes or chunk * lanes * (splits if len(loops) == 1 else 1) != extent:
         body = (L.For(f"{r.var}.guard", 1, body, bound=extent - lane_index),)
-    reduction = rebuild(loops[:-1], (L.For(f"{r.var}.pass", -(-extent // lanes), body),))
+    reduction = rebuild(loops[:-1], (L.For(f"{r.var}.pass", chunk, body),))
+    if splits > 1 and len(loops) > 1:  # blockIdx.y takes a chunk of the outermost loop
+        first = reduction[0]
+        size = -(-first.extent // splits)
+        start = Aff.var("blockIdx.y", size) + Aff.var(f"{first.var}.part")
+        inner = substitute(first.body, first.var, start)
+        guarded = (L.For(f"{first.var}.guard", 1, inner, bound=first.extent - start),)
+        reduction = (L.For(f"{first.var}.part", size, guarded),)
+    if splits > 1:
+        after = (atomic,)
     # rows of the block take the output elements (all output loops as one, row-major)
     finish: tuple[L.Stmt, ...] = after
     head: tuple[IndexOf, ...] = ()
@@ -128,8 +160,36 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
     shuffles = tuple(WarpReduce(acc, op, lanes) for acc, op in ops.items())
     body = (*declarations, *head, *reduction, *shuffles, lane0)
     bindings = (("_".join(loop.var for loop in chain), "x"),) if chain else ()
-    schedule = GpuSchedule("reduce", (blocks, 1, 1), (lanes, rows, 1), bindings,
-                           tiles=(("lanes", lanes), ("rows", rows)))
-    return GpuKernel(replace(kernel, body=body), schedule)
+    schedule = GpuSchedule("reduce", (blocks, splits, 1), (lanes, rows, 1), bindings,
+                           tiles=(("lanes", lanes), ("rows", rows), ("splits", splits)))
+    zeroed = (stmt.target,) if splits > 1 and not stmt.accumulate else ()
+    return GpuKernel(replace(kernel, body=body), schedule, zeroed)
+
+
+def _atomic_store(after: tuple, ops: dict, kernel: L.Kernel,
+                  stmt: P.Statement) -> AtomicAdd | None:
+    """The finishing store as an atomic addition, when partial sums may meet in memory:
+    one sum stored as it is (no epilogue, no cast) into a row-major output."""
+    if len(after) != 1 or not isinstance(after[0], L.Store) or set(ops.values()) != {"add"}:
+        return None
+    store, (acc,) = after[0], ops
+    target = next(b for b in kernel.buffers if b.name == stmt.target)
+    if any(size > 1 and stride != want for size, stride, want in
+           zip(target.shape, target.strides, row_major(target.shape), strict=True)):
+        return None  # the runtime zeroes the output as one block of bytes
+    value = store.value
+    if stmt.accumulate and isinstance(value, L.Binary) and value.op == "add":
+        value = value.right if value.left == L.Load(store.buffer, store.index) else value
+    if value != L.Local(acc):
+        return None
+    return AtomicAdd(store.buffer, store.index, L.Local(acc))
+
+
+def row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
