@@ -23,6 +23,7 @@ CASES = [  # name, equation, index sizes
     *[(f"gemm {n}", "ik,kj->ij", {"i": n, "k": n, "j": n}) for n in (1024, 2048, 4096, 8192)],
     ("fused ij,ij,ij->i", "ij,ij,ij->i", {"i": 8192, "j": 8192}),
     ("rowsum ij->i", "ij->i", {"i": 8192, "j": 8192}),
+    ("sum ij->", "ij->", {"i": 8192, "j": 8192}),
     ("permuted 4-D", "abcd,dbef->aecf", {"a": 64, "b": 32, "c": 64, "d": 64, "e": 64,
                                            "f": 64}),
     ("permuted 6-D", "abcdef,cdgh->abghef", {"a": 16, "b": 16, "c": 16, "d": 16, "e": 8,
