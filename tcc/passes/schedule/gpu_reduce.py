@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from tcc.ir import loops as L
 from tcc.ir import program as P
-from tcc.passes.lower import _Accesses, loop_order, lower_statement
+from tcc.passes.lower import _Accesses, c_strides, loop_order, lower_statement
 from tcc.passes.schedule.gpu_ir import (
     GRID_LIMITS,
     MAX_THREADS,
@@ -175,7 +175,7 @@ def _atomic_store(after: tuple, ops: dict, kernel: L.Kernel,
     store, (acc,) = after[0], ops
     target = next(b for b in kernel.buffers if b.name == stmt.target)
     if any(size > 1 and stride != want for size, stride, want in
-           zip(target.shape, target.strides, row_major(target.shape), strict=True)):
+           zip(target.shape, target.strides, c_strides(target.shape), strict=True)):
         return None  # the runtime zeroes the output as one block of bytes
     value = store.value
     if stmt.accumulate and isinstance(value, L.Binary) and value.op == "add":
@@ -183,13 +183,4 @@ def _atomic_store(after: tuple, ops: dict, kernel: L.Kernel,
     if value != L.Local(acc):
         return None
     return AtomicAdd(store.buffer, store.index, L.Local(acc))
-
-
-def row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= max(size, 1)
-    return tuple(reversed(strides))
-
 
