@@ -565,6 +565,8 @@ def test_tensor_core_tiles_interleave_k() -> None:
     ("j->", [(1 << 20,)], "float32"),  # the lanes' passes split across blocks
     ("ij,ij->", [(600, 2000)] * 2, "int64"),
     ("ijk->i", [(2, 64, 9000)], "float64"),  # two rows: each row's sum split too
+    ("bo,bo->o", [(40000, 30)] * 2, "float64"),  # columns: the loop schedule splits the batch
+    ("bij->j", [(500, 300, 9)], "int64"),
 ])
 def test_split_reductions_add_atomically(equation: str, shapes, dtype: str) -> None:
     rng = np.random.default_rng(12)

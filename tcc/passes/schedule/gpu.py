@@ -55,7 +55,7 @@ from tcc.passes.schedule.gpu_ir import (  # noqa: F401 (the GPU IR, re-exported)
     substitute,
     unflatten,
 )
-from tcc.passes.schedule.gpu_reduce import reduce_schedule
+from tcc.passes.schedule.gpu_reduce import reduce_schedule, split_outer_reduction
 from tcc.passes.schedule.gpu_tiled import TILED_MIN_FLOPS, TileParams, tiled_schedule
 
 Aff = L.Affine
@@ -105,6 +105,16 @@ def loop_schedule(program: P.Program, stmt: P.Statement,
     bindable = [k for k, loop in enumerate(chain) if loop.extent > 0][-3:]
     grid, block = [1, 1, 1], [1, 1, 1]
     bindings: list[tuple[str, str]] = []
+    zeroed: tuple[str, ...] = ()
+    if len(bindable) < len(DIMENSIONS):  # a free grid dimension: few outputs, a long sum?
+        free = len(bindable)
+        outputs = math.prod(loop.extent for loop in chain)
+        split = split_outer_reduction(chain_inner, kernel, stmt, outputs, DIMENSIONS[free])
+        if split is not None:
+            chain_inner, grid[free] = split
+            zeroed = () if stmt.accumulate else (stmt.target,)
+            if not chain:
+                kernel = replace(kernel, body=chain_inner)
     threads_left = MAX_THREADS
     body = chain_inner
     for depth in range(len(chain) - 1, -1, -1):
@@ -124,7 +134,7 @@ def loop_schedule(program: P.Program, stmt: P.Statement,
             body = (loop,)
     schedule = GpuSchedule("loops", (grid[0], grid[1], grid[2]), (block[0], block[1], block[2]),
                            tuple(bindings))
-    return GpuKernel(replace(kernel, body=body), schedule)
+    return GpuKernel(replace(kernel, body=body), schedule, zeroed)
 
 
 # ---- choosing -----------------------------------------------------------------------------

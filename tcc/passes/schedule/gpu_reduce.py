@@ -166,6 +166,33 @@ def reduce_schedule(program: P.Program, stmt: P.Statement,
     return GpuKernel(replace(kernel, body=body), schedule, zeroed)
 
 
+def split_outer_reduction(inner: tuple, kernel: L.Kernel, stmt: P.Statement, outputs: int,
+                          dimension: str) -> tuple[tuple, int] | None:
+    """One output element's body (``acc = 0; for r ...; out = acc``) with its outermost
+    reduction loop split across ``blockIdx.<dimension>`` and the result added atomically,
+    when the outputs are too few to fill the GPU and the sum is large (``bo->o``, a bias
+    gradient over a large batch); None otherwise. Returns the body and the split count."""
+    split = _reduction_nest(inner)
+    if split is None:
+        return None
+    declarations, loops, after, ops = split
+    atomic = _atomic_store(after, ops, kernel, stmt)
+    work = outputs * math.prod(loop.extent for loop in loops)
+    if atomic is None or work < SPLIT_MIN_WORK or outputs >= SPLIT_BLOCKS * WARP:
+        return None
+    first = loops[0]
+    splits = min(-(-SPLIT_BLOCKS // -(-outputs // MAX_THREADS)),
+                 first.extent // SPLIT_MIN_CHUNK, GRID_LIMITS[dimension])
+    if splits < 2:
+        return None
+    size = -(-first.extent // splits)
+    start = Aff.var(f"blockIdx.{dimension}", size) + Aff.var(f"{first.var}.part")
+    body = substitute(first.body, first.var, start)
+    part = L.For(f"{first.var}.part", size,
+                 (L.For(f"{first.var}.guard", 1, body, bound=first.extent - start),))
+    return (*declarations, part, atomic), splits
+
+
 def _atomic_store(after: tuple, ops: dict, kernel: L.Kernel,
                   stmt: P.Statement) -> AtomicAdd | None:
     """The finishing store as an atomic addition, when partial sums may meet in memory:
