@@ -186,3 +186,16 @@ def test_gpu_tuning_end_to_end(tmp_path) -> None:
     kernel = tcc.Kernel("ik,kj->ij", [a.shape, b.shape], ["float32"] * 2, target="cuda",
                         gpu_config=config)
     np.testing.assert_allclose(kernel(a, b), a @ b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("ij->", [(300, 4000)]), ("bo,bo->o", [(40000, 30)] * 2), ("bij->j", [(500, 300, 9)])])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_split_reductions_on_gpu(equation: str, shapes, dtype: str) -> None:
+    rng = np.random.default_rng(11)
+    arrays = [(rng.standard_normal(s) * 3).astype(dtype) for s in shapes]
+    kernel = tcc.compile(equation, *shapes, dtype=dtype, target="cuda")
+    assert "atom.global.add" in kernel.ptx()
+    for _ in range(2):  # the output is zeroed before each launch
+        np.testing.assert_allclose(kernel(*arrays), np.einsum(equation, *arrays),
+                                   **tolerance(dtype))
