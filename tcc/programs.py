@@ -190,6 +190,11 @@ class CudaProgramCallable(CompiledProgramCallable):
             return dict(outputs)
         return {n: a.numpy() for n, a in outputs.items()}  # numpy() waits for the stream
 
+    @property
+    def stats(self):
+        raise OperandError("measured arena peaks come from the CPU runtime; on the GPU the "
+                           "arena is memory_plan.arena_bytes, allocated once")
+
     def export(self, path: str, *, cpu: str | None = None, name: str | None = None) -> dict:
         raise OperandError("export builds CPU libraries; compile the program for the CPU")
 

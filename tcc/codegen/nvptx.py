@@ -8,7 +8,7 @@ device live in ``tcc.runtime.cuda``. Each kernel becomes::
 
 The body is what one thread runs; ``threadIdx.x``, ``blockIdx.y``, ... in affine indices
 read the special registers (``llvm.nvvm.read.ptx.sreg.tid.x`` and friends), shared buffers
-are ``addrspace(3)`` globals and :class:`~tcc.passes.schedule.gpu.Barrier` is
+are ``addrspace(3)`` globals and :class:`~tcc.passes.schedule.gpu_ir.Barrier` is
 ``llvm.nvvm.barrier0``. Arithmetic comes from ``tcc.codegen.scalar``, except the
 transcendental functions: NVPTX has no libm, so float32 ``exp``/``log``/``tanh``/``sigmoid``
 use the hardware's ``ex2.approx``/``lg2.approx``; float64 ones and ``pow`` raise a

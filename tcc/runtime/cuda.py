@@ -356,17 +356,18 @@ class CudaProgram:
                           for name, _ in self.rendered.calls}
         self.temps = [t for t in program.tensors
                       if t.name not in program.inputs and t.name not in program.outputs]
+        self.zeroed = [[(b.name, int(np.prod(b.shape)) * np.dtype(b.dtype).itemsize)
+                        for b in gpu.kernel.buffers if b.name in gpu.zeroed]
+                       for gpu in self.rendered.kernels]
         self.steps = None if execution is None else step_buffers(program, execution, memory)
         self.arena = (DeviceArray((max(memory.arena_bytes, 1),), np.uint8, dev=self.device)
                       if execution is not None else None)
 
     def launch(self, kernel: int, buffers: Mapping[str, int]) -> None:
         gpu, (name, tensors) = self.rendered.kernels[kernel], self.rendered.calls[kernel]
-        for buffer in gpu.kernel.buffers:
-            if buffer.name in gpu.zeroed:  # partial sums are added into it
-                nbytes = int(np.prod(buffer.shape)) * np.dtype(buffer.dtype).itemsize
-                check("cuMemsetD8Async", driver().cuMemsetD8Async(
-                    buffers[buffer.name], 0, nbytes, self.device.stream))
+        for name, nbytes in self.zeroed[kernel]:  # partial sums are added into these
+            check("cuMemsetD8Async", driver().cuMemsetD8Async(buffers[name], 0, nbytes,
+                                                              self.device.stream))
         holders = [ctypes.c_uint64(buffers[t]) for t in tensors]
         params = (ctypes.c_void_p * max(len(holders), 1))(
             *[ctypes.addressof(h) for h in holders])

@@ -21,7 +21,7 @@ import numpy as np
 
 from tcc.dtypes import DTYPES
 from tcc.errors import ScheduleError
-from tcc.passes.schedule.gpu import TileParams
+from tcc.passes.schedule.gpu_tiled import TileParams
 from tcc.tune.space import Config, Workload, gett_view
 
 BLOCK_TILES = (32, 64, 128, 256)

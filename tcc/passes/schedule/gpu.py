@@ -37,11 +37,10 @@ from tcc.ir import program as P
 from tcc.ir.printer import format_scalar
 from tcc.passes.lower import _Accesses, loop_order, lower_statement
 from tcc.passes.schedule.gett import analyze
-from tcc.passes.schedule.gpu_ir import (  # noqa: F401 (the GPU IR, re-exported)
+from tcc.passes.schedule.gpu_ir import (
     DIMENSIONS,
     GRID_LIMITS,
     MAX_THREADS,
-    WARP,
     AtomicAdd,
     Barrier,
     GpuKernel,
@@ -51,7 +50,6 @@ from tcc.passes.schedule.gpu_ir import (  # noqa: F401 (the GPU IR, re-exported)
     WarpReduce,
     output_chain,
     pow2_at_least,
-    rebuild,
     substitute,
     unflatten,
 )

@@ -4,7 +4,7 @@
 templates tile one flattened position per group (``m`` in ``0..prod(M sizes)`` and so
 on): each group is ordered row-major with its smallest-stride index innermost, so
 consecutive positions are consecutive addresses wherever the tensors allow, and a tensor
-address is rebuilt from the group's digits (:class:`~tcc.passes.schedule.gpu.IndexOf`):
+address is rebuilt from the group's digits (:class:`~tcc.passes.schedule.gpu_ir.IndexOf`):
 
     m = 64*blockIdx.y + row           (M = (e, f), sizes 8 x 16)
     e = m // 16 ; f = m % 16          A[... + 16*e + f] ...
