@@ -65,7 +65,7 @@ def main() -> None:
                 want = numpy_form(a, b)
                 tol = 1e-3 if dtype == "float32" else 1e-9
                 ok = np.allclose(got, want, rtol=tol, atol=tol * n)
-                repeat = 5 if n >= 2048 else 11
+                repeat = 11 if n < 2048 else 9 if n < 4096 else 7
                 tcc_times, np_times = interleaved_times(
                     [lambda k=kernel, x=a, y=b: k(x, y), lambda f=numpy_form, x=a, y=b: f(x, y)],
                     repeat, settle=BLAS_SETTLE_S)
