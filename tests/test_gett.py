@@ -196,6 +196,66 @@ def test_a_packed_whole_per_k_block(parallel, order, dtype):
     assert len(copies) == 2  # the first K block, then the others
 
 
+@pytest.mark.parametrize("order", ["ir", "jr"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+def test_a_read_in_place(order, threads, dtype):
+    # pack_a "none": the micro-kernel broadcasts A's elements from A itself (affine M and
+    # K groups, M whole micro-panels); K and N edges, several K blocks, batches, views
+    lanes = _lanes("float32" if dtype == "int32" else dtype)
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes,
+                        threads=threads, order=order, prefetch=2, pack_a="none")
+    rng = np.random.default_rng(threads)
+    options = default_options().with_(gett="always", gett_params=params, verify=True,
+                                      num_threads=threads)
+    for eq, shapes in (("ik,kj->ij", ((12, 29), (29, 2 * lanes + 5))),
+                       ("bqd,bkd->bqk", ((5, 9, 13), (5, lanes + 3, 13))),
+                       ("ki,kj->ij", ((11, 6), (11, 7)))):
+        ops = [(rng.standard_normal(s) * 4).astype(dtype) for s in shapes]
+        kernel = tcc.compile(eq, *shapes, dtype=dtype, options=options)
+        np.testing.assert_allclose(kernel(*ops), np.einsum(eq, *ops), rtol=1e-4, atol=1e-3)
+        text = kernel.ir()
+        assert "Ap[" not in text and "Ap =" not in text  # nothing packed for A
+        # strided views of the inputs are read in place too
+        views = [np.repeat(o, 2, axis=-1)[..., ::2] for o in ops]
+        np.testing.assert_allclose(kernel(*views), np.einsum(eq, *ops), rtol=1e-4, atol=1e-3)
+
+
+def test_a_packed_where_it_cannot_be_read_in_place():
+    # M not whole panels of 3 (13, 56 and 5 rows), or A's M and K groups interleaved
+    # (offset tables): A is packed as usual
+    lanes = _lanes("float64")
+    params = GettParams(mr=3, nr=lanes, kc=5, mc=6, nc=2 * lanes, lanes=lanes,
+                        pack_a="none")
+    kernels = _equal_numpy_on_block_edges(params, "float64", 2 * lanes + 1, 4)
+    rng = np.random.default_rng(5)
+    shapes = ((4, 6, 5, 3), (4, 7, 5, 2))
+    ops = [rng.standard_normal(s) for s in shapes]
+    kernels["acbd"] = tcc.compile("acbd,aebf->dfce", *shapes, dtype="float64",
+                                  options=default_options().with_(gett="always",
+                                                                  gett_params=params))
+    np.testing.assert_allclose(kernels["acbd"](*ops), np.einsum("acbd,aebf->dfce", *ops),
+                               rtol=1e-10, atol=1e-10)
+    for kernel in kernels.values():
+        assert "Ap[" in kernel.ir()
+
+
+def test_default_reads_a_in_place_for_batched_short_products(monkeypatch):
+    from tcc.passes.schedule import blocking
+
+    monkeypatch.setattr(blocking, "cache_sizes", lambda: (48 << 10, 2 << 20, 32 << 20))
+    params = default_params("float32", 512, 2)
+    scores = fit_params(params, 256, 256, 64, 64, a_in_place=True)  # attention scores
+    assert scores.pack_a == "none" and 256 % scores.mr == 0 and scores.mr >= 4
+    assert scores.mr * scores.nr // scores.lanes <= params.mr * params.nr // params.lanes
+    assert fit_params(params, 256, 256, 64, 64).pack_a == "block"  # A's layout forbids it
+    assert fit_params(params, 1024, 1024, 1, 1024, a_in_place=True).pack_a == "block"
+    assert fit_params(params, 127, 256, 64, 64, a_in_place=True).pack_a == "block"  # prime M
+    text = tcc.compile("bhqd,bhkd->bhqk", (4, 2, 64, 64), (4, 2, 48, 64), dtype="float32",
+                       options=default_options().with_(num_threads=2)).ir()
+    assert "Ap[" not in text
+
+
 def test_default_tile_order_keeps_a_short_b_panel_in_l1(monkeypatch):
     from tcc.passes.schedule import blocking
 

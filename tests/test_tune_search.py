@@ -86,13 +86,13 @@ def test_space_covers_tile_order_and_prefetch():
 
 
 @pytest.mark.parametrize(("key", "choices"), [("parallel", ("m", "n")),
-                                              ("pack_a", ("block", "whole"))])
-def test_space_covers_two_way_choices(key, choices):
+                                              ("pack_a", ("block", "whole", "none"))])
+def test_space_covers_the_schedule_choices(key, choices):
     s = space()
     rng = random.Random(2)
     seen = {c[key] for c in (s.sample(rng) for _ in range(200)) if "mr" in c}
     assert seen == set(choices)
-    default, other = choices
+    default, other = choices[:2]
     base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 96, "lanes": 16, "threads": 2}
     assert s.violations({**base, key: "bogus"})
     flips = {s.mutate({**base, key: default}, rng).get(key, default) for _ in range(100)}
@@ -102,6 +102,18 @@ def test_space_covers_two_way_choices(key, choices):
     assert getattr(apply_config(Options(), {**base, key: other}).gett_params, key) == other
     assert s.crossover({**base, key: other}, {**base, key: other}, rng)[key] == other
     assert not np.array_equal(s.features({**base, key: other}), s.features(base))
+
+
+def test_reading_a_in_place_needs_its_layout_and_whole_panels():
+    s = space()  # 256 x 512 row-major A: read in place with heights dividing 256
+    base = {"mr": 8, "nr": 48, "kc": 256, "mc": 128, "nc": 96, "lanes": 16, "threads": 2}
+    assert not s.violations({**base, "pack_a": "none"})
+    assert s.violations({**base, "mr": 6, "mc": 126, "pack_a": "none"})  # 256 % 6
+    permuted = space("acbd,aebf->dfce", ((6, 8, 5, 8), (6, 8, 5, 8)))  # A's groups interleave
+    assert not permuted.a_in_place
+    assert permuted.violations({**base, "mr": 8, "mc": 64, "pack_a": "none"})
+    assert not any(c.get("pack_a") == "none" for c in (
+        permuted.sample(random.Random(k)) for k in range(100)))
 
 
 def test_gett_view_of_permuted_and_batched_contractions():
@@ -131,11 +143,15 @@ def test_seeds_repeat_the_candidate_sequence(name):
 
 @pytest.mark.parametrize("name", ["evolutionary", "model"])
 def test_guided_strategies_beat_their_start(name):
-    sequence = run_strategy(name, seed=1, trials=60)
+    # after the random start (12 trials), the guided trials find better configs: on most
+    # seeds and on average (each seed's run is deterministic)
     import json
 
-    scores = [objective(json.loads(k)) or 0.0 for k in sequence]
-    assert max(scores[30:]) >= max(scores[:12])
+    gains = []
+    for seed in range(6):
+        scores = [objective(json.loads(k)) or 0.0 for k in run_strategy(name, seed, 60)]
+        gains.append(max(scores[12:]) - max(scores[:12]))
+    assert np.mean(gains) > 0 and sum(g > 0 for g in gains) >= 4, gains
 
 
 def test_ridge_model_learns_a_linear_trend():

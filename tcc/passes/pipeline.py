@@ -15,7 +15,7 @@ from tcc.ir import program as P
 from tcc.passes.lower import lower_statement
 from tcc.passes.schedule import primitives
 from tcc.passes.schedule.blocking import GettParams, default_params, fit_params
-from tcc.passes.schedule.gett import analyze, gett_kernel
+from tcc.passes.schedule.gett import a_in_place, analyze, gett_kernel
 
 GETT_MIN_FLOPS = 2 * 48**3  # below this, packing costs more than it saves
 PARALLEL_MIN_FLOPS = 2 * 128**3  # below this, one thread beats waking the pool
@@ -87,5 +87,6 @@ def kernel_for_statement(
         params = default_params(stmt.dtype, vector_bits(features), use_threads)
         params = fit_params(params, shape.extent(shape.m), shape.extent(shape.n),
                             shape.extent(shape.batch), shape.extent(shape.k),
-                            DTYPES[stmt.dtype].itemsize)
+                            DTYPES[stmt.dtype].itemsize,
+                            a_in_place(shape) and not DTYPES[stmt.dtype].is_complex)
     return gett_kernel(program, stmt, shape, params, layouts, name)

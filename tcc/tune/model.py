@@ -13,7 +13,7 @@ import numpy as np
 class RidgeModel:
     """``predict(features) ~ log(gflops)``, refit on every call to ``fit``."""
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: float = 0.3) -> None:
         self.alpha = alpha
         self.weights: np.ndarray | None = None
         self.mean: np.ndarray | None = None

@@ -7,8 +7,8 @@ A *config* is a plain dict, stored as JSON in the tuning database:
 - ``{"mr", "nr", "kc", "mc", "nc", "lanes", "threads"}``: a ``GettParams`` blocking, with
   optional ``"order"`` (the tile loop, "ir" or "jr"), ``"prefetch"`` (K steps ahead) and
   ``"parallel"`` (the threads share M or N blocks: "m" or "n") and ``"pack_a"`` (A packed
-  per block or whole per K block); records written before these existed lack them and
-  mean "ir", 0, "m" and "block".
+  per block, whole per K block, or read in place: "none"); records written before these
+  existed lack them and mean "ir", 0, "m" and "block".
 
 The space is derived from the workload's GETT view (the largest pairwise contraction of
 its Program); constraints rule out illegal or hopeless points before anything compiles.
@@ -40,7 +40,7 @@ from tcc.passes.schedule.blocking import (
     cache_sizes,
     real_dtype,
 )
-from tcc.passes.schedule.gett import GettShape, analyze
+from tcc.passes.schedule.gett import GettShape, a_in_place, analyze
 
 MAX_ACCUMULATORS = 28  # vector registers holding the micro-tile (of 32 with AVX-512)
 CACHE_FACTOR = 2  # a panel may exceed its cache level by this factor
@@ -178,6 +178,7 @@ class SearchSpace:
     k: int = 1
     batch: int = 1
     gett: bool = False
+    a_in_place: bool = False  # A's layout lets the micro-kernel read it unpacked
     caches: tuple[int, int, int] = field(default_factory=cache_sizes)
 
     @classmethod
@@ -189,7 +190,7 @@ class SearchSpace:
             return cls(workload, lanes, max(1, max_threads))
         return cls(workload, lanes, max(1, max_threads), m=view.extent(view.m),
                    n=view.extent(view.n), k=view.extent(view.k), batch=view.extent(view.batch),
-                   gett=True)
+                   gett=True, a_in_place=a_in_place(view))
 
     @property
     def tunable(self) -> bool:
@@ -251,6 +252,8 @@ class SearchSpace:
             why.append(f"parallel {c['parallel']!r} is not one of {PARALLEL_GROUPS}")
         if c["pack_a"] not in A_PACKINGS:
             why.append(f"pack_a {c['pack_a']!r} is not one of {A_PACKINGS}")
+        elif c["pack_a"] == "none" and not (self.a_in_place and self.m % c["mr"] == 0):
+            why.append("A cannot be read in place (its layout, or M not whole micro-panels)")
         if c["threads"] > self.max_threads:
             why.append(f"threads {c['threads']} > {self.max_threads}")
         l1, l2, l3 = self.caches
@@ -302,9 +305,9 @@ class SearchSpace:
 
     def _neighbour(self, key: str, c: Config, rng: random.Random) -> int | str:
         c = with_choices(c)
-        two = {"order": TILE_ORDERS, "parallel": PARALLEL_GROUPS, "pack_a": A_PACKINGS}
-        if key in two:  # two choices: the other one
-            return two[key][1 - two[key].index(c[key])]
+        few = {"order": TILE_ORDERS, "parallel": PARALLEL_GROUPS, "pack_a": A_PACKINGS}
+        if key in few:  # another of the few choices
+            return rng.choice([x for x in few[key] if x != c[key]])
         if key in ("mc", "nc"):
             unit = c["mr"] if key == "mc" else c["nr"]
             blocks = max(1, c[key] // unit)
@@ -356,5 +359,6 @@ class SearchSpace:
             float(c["order"] == "jr"), math.log2(1 + c["prefetch"]),
             float(c["parallel"] == "n") * min(c["threads"] - 1, 1),
             float(c["pack_a"] == "whole") * min(math.log2(max(self.n / c["nc"], 1.0)), 4.0),
+            float(c["pack_a"] == "none"),
         ]
         return np.asarray(values, dtype=np.float64)

@@ -207,6 +207,7 @@ class _Builder(PanelPacking, TileStores):
         self.parallel_batch = False  # kernel_body decides these for the whole kernel
         self.parallel_n = False
         self.a_whole = False  # A packed for all of M once per K block (see k_nest)
+        self.a_direct = False  # A not packed: the micro-kernel reads it in place
         self.inner_kind = "serial"
 
     def micro_kernel(self, bt: Aff, ic: Aff, jc: Aff, pc: Aff, first: bool) -> tuple:
@@ -223,7 +224,13 @@ class _Builder(PanelPacking, TileStores):
         ]
         step += self.prefetches()
         for i in range(p.mr):
-            a = L.Broadcast(L.Load("Ap", self.a_at() + Aff.of({"k": p.mr}, i)), p.lanes)
+            if self.a_direct:
+                index, lookups = self.address(s.a, [
+                    (s.batch, bt), (s.m, ic * p.mc + Aff.var("ir", p.mr) + i),
+                    (s.k, pc * p.kc + Aff.var("k"))])
+                a = L.Broadcast(L.Load(s.a, index, 1, lookups), p.lanes)
+            else:
+                a = L.Broadcast(L.Load("Ap", self.a_at() + Aff.of({"k": p.mr}, i)), p.lanes)
             for v in range(vectors):
                 product = L.Binary("mul", a, L.Local(f"b{v}"))
                 step.append(L.Assign(acc[i][v], L.Binary("add", L.Local(acc[i][v]), product)))
@@ -270,6 +277,8 @@ class _Builder(PanelPacking, TileStores):
         line = 64 // DTYPES[self.dtype].itemsize
         if p.order == "ir":
             name, start, width = "Bp", Aff.var("jr", self.b_panel), p.nr
+        elif self.a_direct:  # A's rows are streams in place: the hardware follows them
+            return []
         else:
             name, start, width = "Ap", self.a_at(), p.mr
         return [L.Prefetch(name, start + Aff.of({"k": width}, p.prefetch * width + at))
@@ -318,7 +327,7 @@ class _Builder(PanelPacking, TileStores):
         ic = Aff.var("ic")
         tiles = (L.Allocate("Ct", self.dtype, p.mr * p.nr,
                             self.micro_kernel(bt, ic, jc, pc, first)),)
-        if self.a_whole:  # packed already, for every ic (k_nest)
+        if self.a_whole or self.a_direct:  # packed already (k_nest), or never
             ic_loop = L.For("ic", ic_blocks, tiles, kind=self.inner_kind)
         else:
             inner = (self.pack_a(bt, ic, pc), *tiles)
@@ -339,6 +348,7 @@ class _Builder(PanelPacking, TileStores):
         serial = self.parallel_batch or p.threads == 1 or self.parallel_n
         self.inner_kind = "serial" if serial else "parallel"
         self.a_whole = p.pack_a == "whole" and self.n_blocks > 1
+        self.a_direct = p.pack_a == "none" and self.expand_b is None and direct_a_ok(s, p)
         body = self.k_nest(Aff(), -(-s.extent(s.k) // p.kc), None)
         if s.batch:
             kind = "parallel" if self.parallel_batch else "serial"
@@ -420,6 +430,23 @@ class _Builder(PanelPacking, TileStores):
             reduce = L.For(f"r_{i}", s.sizes[i], (reduce,))
         body = (L.For("kt", parts, worker.fill_tables(nest), kind="parallel"), reduce)
         return (L.Allocate("Cs", self.dtype, parts * size, body),)
+
+
+def a_in_place(shape: GettShape) -> bool:
+    """Whether A's layout lets the micro-kernel read it in place (GettParams.pack_a
+    "none"): its M and K groups address it affinely, with no offset tables."""
+    def affine(group: tuple[str, ...]) -> bool:
+        coefs = [shape.coefs[shape.a].get(i, 0) for i in group]
+        extents = [shape.sizes[i] for i in group]
+        return all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(group) - 1))
+
+    return affine(shape.m) and affine(shape.k)
+
+
+def direct_a_ok(shape: GettShape, params: GettParams) -> bool:
+    """Whether pack_a "none" applies: A can be read in place and M is whole micro-panels
+    (an edge panel would read rows past M where the packing writes zeros)."""
+    return a_in_place(shape) and shape.extent(shape.m) % params.mr == 0
 
 
 def gett_kernel(
