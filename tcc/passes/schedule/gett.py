@@ -77,6 +77,13 @@ class GettShape:
     def flops(self) -> int:
         return 2 * self.extent(self.batch + self.m + self.n + self.k)
 
+    def mergeable(self, tensor: str, group: tuple[str, ...]) -> bool:
+        """Whether ``tensor``'s strides over ``group`` merge into one (the group's flat
+        position then addresses it affinely, without an offset table)."""
+        coefs = [self.coefs[tensor].get(i, 0) for i in group]
+        extents = [self.sizes[i] for i in group]
+        return all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(group) - 1))
+
 
 def analyze(
     program: P.Program, stmt: P.Statement, layouts: Mapping[str, tuple[int, ...]]
@@ -435,12 +442,7 @@ class _Builder(PanelPacking, TileStores):
 def a_in_place(shape: GettShape) -> bool:
     """Whether A's layout lets the micro-kernel read it in place (GettParams.pack_a
     "none"): its M and K groups address it affinely, with no offset tables."""
-    def affine(group: tuple[str, ...]) -> bool:
-        coefs = [shape.coefs[shape.a].get(i, 0) for i in group]
-        extents = [shape.sizes[i] for i in group]
-        return all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(group) - 1))
-
-    return affine(shape.m) and affine(shape.k)
+    return shape.mergeable(shape.a, shape.m) and shape.mergeable(shape.a, shape.k)
 
 
 def direct_a_ok(shape: GettShape, params: GettParams) -> bool:

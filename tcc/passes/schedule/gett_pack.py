@@ -39,11 +39,8 @@ class PanelPacking:
         """The element offset of group position ``flat`` in ``tensor``."""
         if not group:
             return Aff(), ()
-        coefs = [self.s.coefs[tensor].get(i, 0) for i in group]
-        extents = [self.s.sizes[i] for i in group]
-        mergeable = all(coefs[d] == coefs[d + 1] * extents[d + 1] for d in range(len(group) - 1))
-        if mergeable:
-            return flat * coefs[-1], ()
+        if self.s.mergeable(tensor, group):
+            return flat * self.s.coefs[tensor].get(group[-1], 0), ()
         name = f"tab_{tensor}_{'_'.join(group)}"
         if all(t[0] != name for t in self.tables):
             self.tables.append((name, group, tensor))

@@ -68,10 +68,8 @@ class FlatGett:
         group the affine itself, else one variable ``name`` defined from the digits (so
         only the offset stays live, not every digit). A group laid out in ``tensor`` as
         one index (each stride the next one's times its extent) needs no digits at all."""
-        coefs = [self.s.coefs[tensor].get(i, 0) for i in group]
-        sizes = [self.s.sizes[i] for i in group]
-        if group and all(coefs[d] == coefs[d + 1] * sizes[d + 1] for d in range(len(group) - 1)):
-            return (), flat * coefs[-1]
+        if group and self.s.mergeable(tensor, group):
+            return (), flat * self.s.coefs[tensor].get(group[-1], 0)
         head, where = self.split(group, flat, name)
         share = self.part(tensor, where, group)
         if not head:
