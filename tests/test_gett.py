@@ -221,6 +221,18 @@ def test_a_read_in_place(order, threads, dtype):
         np.testing.assert_allclose(kernel(*views), np.einsum(eq, *ops), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_row_micro_panels(dtype):
+    # MR = 1: A's panels are one element wide even where A is unit-stride along M (a
+    # random-blocking case found it: the one-lane copy was emitted as a masked vector load)
+    lanes = _lanes(dtype)
+    params = GettParams(mr=1, nr=lanes, kc=1, mc=1, nc=lanes, lanes=lanes)
+    options = default_options().with_(gett="always", gett_params=params)
+    a, b = np.arange(4.0).reshape(2, 2).astype(dtype), np.arange(6.0).reshape(2, 3).astype(dtype)
+    got = tcc.einsum("ca,cb->ab", a, b, options=options)
+    np.testing.assert_array_equal(got, np.einsum("ca,cb->ab", a, b))
+
+
 def test_a_packed_where_it_cannot_be_read_in_place():
     # M not whole panels of 3 (13, 56 and 5 rows), or A's M and K groups interleaved
     # (offset tables): A is packed as usual

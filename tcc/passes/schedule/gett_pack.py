@@ -99,7 +99,7 @@ class PanelPacking:
         index, lookups = self.address(tensor, parts)
         lane_bound = left - Aff.var(panel_var, width)
         row = Aff.of({panel_var: panel, "k": width})
-        if index.coefficient(lane_var) == 1 and not any(
+        if width > 1 and index.coefficient(lane_var) == 1 and not any(
                 flat.coefficient(lane_var) for _, flat in lookups):
             # the tensor is unit-stride along the group: one vector per K step, lanes past
             # the edge masked off (they read zero, the padding). A scalar lane loop here
