@@ -17,6 +17,7 @@ from tcc.ir import program as P
 from tcc.options import Options, default_options
 from tcc.passes.paths import choose_path, memory_limit_elements
 from tcc.plan import ORDERS, EinsumPlan, check_out, element_strides, resolve_dtypes
+from tcc.runtime import host_memory
 from tcc.runtime.export import ExportItem, export_library
 
 
@@ -160,7 +161,7 @@ class Kernel:
             checked.append(array)
         shape = tuple(sizes.get(label, size) for label, size in
                       zip(self.parsed.spec.output, self.output_shape, strict=True))
-        result = np.empty(shape, self.compute_dtype) if out is None else out
+        result = host_memory.empty(shape, self.compute_dtype) if out is None else out
         if result.shape != shape or not result.flags.c_contiguous or \
                 result.dtype != np.dtype(self.compute_dtype):
             raise ShapeError(f"out must be a row-major {self.compute_dtype} array of shape "

@@ -19,6 +19,7 @@ from tcc.frontend.einsum_program import einsum_program
 from tcc.ir import program as P
 from tcc.options import Options
 from tcc.passes.paths import PathChoice
+from tcc.runtime import host_memory
 from tcc.runtime.program import CompiledProgram
 
 _CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
@@ -120,9 +121,11 @@ class EinsumPlan:
         self._direct = self.compiled._function if thin else None  # noqa: SLF001
 
     def allocate(self) -> np.ndarray:
+        if self._axes is None and self.output_order == "F":
+            return host_memory.empty(self.output_shape[::-1], self.output_dtype).T
         if self._axes is None:
-            return np.empty(self.output_shape, self.output_dtype, order=self.output_order)
-        memory = np.empty([self.output_shape[a] for a in self._axes], self.output_dtype)
+            return host_memory.empty(self.output_shape, self.output_dtype)
+        memory = host_memory.empty([self.output_shape[a] for a in self._axes], self.output_dtype)
         return memory.transpose(self._view_axes)
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> np.ndarray:

@@ -24,6 +24,7 @@ from tcc.passes.autodiff import grad
 from tcc.passes.contract import contract_products
 from tcc.passes.execution import plan_execution
 from tcc.passes.fuse import fuse
+from tcc.runtime import host_memory
 from tcc.runtime.program import CompiledProgram
 from tcc.units import parse_bytes
 
@@ -100,7 +101,8 @@ class CompiledProgramCallable:
                                f"{list(self.inputs)}")
         operands = [self._argument(n, given[n]) for n in self.inputs]
         results = {
-            n: np.empty(self._tensors[n].shape, self._tensors[n].dtype) for n in self.outputs
+            n: host_memory.empty(self._tensors[n].shape, self._tensors[n].dtype)
+            for n in self.outputs
         }
         self.compiled.run([*operands, *results.values()])
         return results

@@ -25,7 +25,7 @@ from tcc.options import Options, default_options
 from tcc.passes.execution import ExecutionPlan, in_order
 from tcc.passes.memplan import MemoryPlan, plan_memory
 from tcc.passes.pipeline import kernel_for_statement
-from tcc.runtime import jit
+from tcc.runtime import host_memory, jit
 
 
 @cache
@@ -176,7 +176,7 @@ class CompiledProgram:
 
     def _new_arena(self) -> np.ndarray:
         if not self.measure_memory:
-            return np.empty(self.arena_bytes, np.uint8)
+            return host_memory.empty((self.arena_bytes,), np.uint8)
         words = np.full(-(-self.arena_bytes // 8), self._SENTINEL, np.uint64)
         return words.view(np.uint8)[: self.arena_bytes]
 
