@@ -63,7 +63,9 @@ class HostPool:
         self.capacity = _default_capacity() if capacity is None else capacity
         self.free: OrderedDict[int, list[np.ndarray]] = OrderedDict()
         self.cached_bytes = 0
-        self.lock = threading.Lock()
+        # re-entrant: the cyclic collector may free a block (and so call release) while
+        # this thread is inside the lock
+        self.lock = threading.RLock()
 
     def empty(self, shape: tuple[int, ...], dtype: object) -> np.ndarray:
         dtype = np.dtype(dtype)
