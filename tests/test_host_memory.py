@@ -86,7 +86,12 @@ def test_large_einsum_results_stay_intact_across_calls(order):
     for _ in range(3):
         again = tcc.einsum("bik,bkj->bji", a * 2, b, order=order)
         np.testing.assert_allclose(again, 2 * want, rtol=1e-4, atol=1e-4)
-        del again
+        owner = again
+        while owner.base is not None and isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if host_memory.POOL.capacity:  # from the cache, back to it when freed
+            assert type(owner.base).__name__ == "_Block"
+        del again, owner
     np.testing.assert_allclose(kept, want, rtol=1e-4, atol=1e-4)
     if order == "F":
         assert kept.flags.f_contiguous
