@@ -5,8 +5,11 @@
 For each workload: tune (evolutionary) into a private database, then in this process time
 tcc's default schedule (``tuning=False``), the tuned kernel (``tcc.compile`` picking the
 record up) and numpy / opt_einsum in alternating rounds, each timed call right after an
-untimed one of the same contender (warm, as the tuner measures); "default %pk" is the
-default's best round against the measured FMA peak. Then, for every workload,
+untimed one of the same contender (warm, as the tuner measures); "%pk" is the default's
+and the tuned kernel's GFLOP/s against an FMA-chain probe timed in the same rounds, the
+median over rounds (``machine.paired_percent``: a peak probed once and set beside a
+kernel timed minutes later would read the machine's drift as the kernel's distance from
+the peak). Then, for every workload,
 every strategy's trials to reach 95% of its own final best. Ratios: baseline time / tcc
 time, the median over rounds (above 1: tcc is faster).
 """
@@ -83,7 +86,8 @@ def main() -> None:
     # the FMA peak as the best of three probes: a probe that shares the cores with another
     # tenant's burst reads low, and a low peak would flatter every "% of peak"
     peak = max(machine.measured_peak_gflops("float32") for _ in range(3))
-    print(f"fp32 peak: {peak:.0f} GFLOP/s measured (FMA chains on {threads} threads, best of 3)")
+    print(f"fp32 peak: {peak:.0f} GFLOP/s measured now (FMA chains on {threads} threads, best "
+          f"of 3); %pk below: against the same probe in the same rounds")
     print(f"threads: {threads}; trials per workload: {args.trials}; "
           f"load average {os.getloadavg()[0]:.2f}")
     workdir = tempfile.mkdtemp(prefix="tcc-bench-tune-")
@@ -108,9 +112,13 @@ def main() -> None:
         t_default, t_tuned, t_base = (statistics.median(t) for t in times)
         applied = tuned.options.gett_params
         print(f"  {label}: tuned kernel uses {applied}", flush=True)
-        best_default = flops / min(times[0]) / 1e9  # its best round: what the kernel can do
-        rows.append([label, f"{flops / t_default / 1e9:.1f}",
-                     f"{100 * best_default / peak:.0f}%", f"{flops / t_tuned / 1e9:.1f}",
+        out = default(*arrays)
+        pk_default, _ = machine.paired_percent(lambda d=default, x=arrays, o=out: d(*x, out=o),
+                                               flops, "float32")
+        pk_tuned, _ = machine.paired_percent(lambda t=tuned, x=arrays, o=out: t(*x, out=o),
+                                             flops, "float32")
+        rows.append([label, f"{flops / t_default / 1e9:.1f}", f"{pk_default:.0f}%",
+                     f"{flops / t_tuned / 1e9:.1f}", f"{pk_tuned:.0f}%",
                      f"{paired_ratio(times[0], times[1]):.2f}x", f"{flops / t_base / 1e9:.1f}",
                      base_name, f"{paired_ratio(times[2], times[1]):.2f}", f"{result.trials}",
                      f"{sum(result.failures.values())}", f"{result.trials_to_reach(0.95)}",
@@ -118,7 +126,8 @@ def main() -> None:
         print(f"{label}: {result.best_gflops:.1f} GFLOP/s in the tuner "
               f"({result.default_gflops:.1f} default); {result.stopped}", flush=True)
     print()
-    print(table(rows, ["workload", "default GF/s", "default %pk", "tuned GF/s", "tuned/default",
+    print(table(rows, ["workload", "default GF/s", "default %pk", "tuned GF/s", "tuned %pk",
+                       "tuned/default",
                        "baseline GF/s", "baseline", "baseline/tuned t", "trials", "failed",
                        "to 95%", "tune time"]))
     print()
