@@ -263,6 +263,11 @@ def test_default_reads_a_in_place_for_batched_short_products(monkeypatch):
     assert fit_params(params, 256, 256, 64, 64).pack_a == "block"  # A's layout forbids it
     assert fit_params(params, 1024, 1024, 1, 1024, a_in_place=True).pack_a == "block"
     assert fit_params(params, 127, 256, 64, 64, a_in_place=True).pack_a == "block"  # prime M
+    # order "ir" (long K): in place only at the full tile height
+    long_k = fit_params(params, 256, 256, 64, 256, a_in_place=True)
+    assert (long_k.order, long_k.pack_a, long_k.mr) == ("ir", "block", params.mr)
+    tall = fit_params(params, 384, 256, 64, 256, a_in_place=True)
+    assert (tall.order, tall.pack_a, tall.mr) == ("ir", "none", params.mr)
     text = tcc.compile("bhqd,bhkd->bhqk", (4, 2, 64, 64), (4, 2, 48, 64), dtype="float32",
                        options=default_options().with_(num_threads=2)).ir()
     assert "Ap[" not in text

@@ -125,7 +125,8 @@ def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0,
     two or more N blocks. Batched products with a short N, where each packed element of A
     serves few columns, read A in place (``a_in_place``: its M and K groups are affine)
     with a micro-tile height that divides M: attention scores (256 x 256, K = 64 / 128,
-    64 batches) 1.15x / 1.13x in paired rounds; an unbatched 1024 GEMM 0.95x (not taken)."""
+    64 batches) 1.15x / 1.13x in paired rounds; an unbatched 1024 GEMM 0.95x (not taken);
+    a height below ``mr`` only with order "jr"."""
     lanes = params.lanes
     nr, mr = params.nr, params.mr
     vectors_needed = -(-n // lanes)
@@ -176,7 +177,12 @@ def fit_params(params: GettParams, m: int, n: int, batches: int, k: int = 0,
     if a_in_place and batches >= 2 * params.threads and n <= IN_PLACE_MAX_N:
         heights = [h for h in (mr, 7, 5, 4) if h * (nr // lanes) <= mr * (params.nr // lanes)]
         fitting = [h for h in heights if m % h == 0]
-        if fitting:
+        # a shorter tile pays only where A streams past an L1-resident B panel (order
+        # "jr"): with "ir" each A micro-panel serves every B panel from L1 and packing it
+        # costs little, so 6 x 64 packed beat 4 x 64 in place (M = 256, K = 256-512:
+        # 1.03-1.06x in paired rounds; K = 192 0.98-1.01x) while 6 x 64 in place (M = 384
+        # or 252, K = 256) was as fast or 1.08x faster than packed
+        if fitting and (fitting[0] == mr or order == "jr"):
             mr, pack_a = fitting[0], "none"
             mc = max(mr, mc // mr * mr)
     return replace(params, mr=mr, nr=nr, mc=mc, nc=nc, kc=kc, parallel=parallel, order=order,
