@@ -510,3 +510,70 @@ def test_b_panels_pack_by_unit_stride_runs(dtype):
     assert re.search(r"\bfor r\b", kernel.ir())  # the run-by-run packing
     np.testing.assert_allclose(kernel(a, b), np.einsum("mk,nkp->mnp", a, b), rtol=1e-4,
                                atol=1e-4)
+
+
+# ---- B contiguous along K: panels packed by in-register transposes -------------------
+
+
+@pytest.mark.parametrize("lanes", [4, 8, 16])
+def test_transpose_lanes_transposes_a_block_of_vectors(lanes):
+    from tcc.ir import loops as L
+    from tcc.passes.schedule.gett_pack import transpose_lanes
+    from tests.test_schedule_support import KernelRunner
+
+    rows = [f"row{j}" for j in range(lanes)]
+    body: list = [L.Declare(r, "float32", L.Load("x", L.Affine((), j * lanes), lanes), lanes)
+                  for j, r in enumerate(rows)]
+    body += transpose_lanes(rows, "float32", lanes)
+    body += [L.Store("out", L.Affine((), t * lanes), L.Local(f"tr_{t}")) for t in range(lanes)]
+    kernel = L.Kernel("transpose", (
+        L.Buffer("x", "float32", "in", (lanes, lanes), (lanes, 1)),
+        L.Buffer("out", "float32", "out", (lanes, lanes), (lanes, 1))), tuple(body))
+    x = np.arange(lanes * lanes, dtype=np.float32).reshape(lanes, lanes)
+    np.testing.assert_array_equal(KernelRunner(kernel, threads=1)(x), x.T)
+
+
+def test_shuffle_prints_its_lanes():
+    from tcc.ir import loops as L
+    from tcc.ir.printer import format_scalar
+
+    shuffle = L.Shuffle(L.Local("a"), L.Local("b"), (0, 4, 1, 5))
+    assert format_scalar(shuffle) == "shuffle(a, b, [0,4,1,5])"
+
+
+NT_CASES = [
+    ("ik,jk->ij", (7, 37), (53, 37)),            # N and K not whole vectors
+    ("ik,jk->ij", (33, 100), (70, 100)),
+    ("bi,oi->bo", (8, 300), (96, 300)),           # a linear layer, x @ W.T
+    ("bhqd,bhkd->bhqk", (2, 3, 20, 24), (2, 3, 45, 24)),  # attention scores
+    ("bjk,ak->baj", (3, 17, 40), (19, 40)),       # N = (b, j), C contiguous in runs
+]
+
+
+@pytest.mark.parametrize("case", NT_CASES, ids=[c[0] for c in NT_CASES])
+@pytest.mark.parametrize("blocking", ["default", "kc20-nr32", "kc16-3threads"])
+def test_b_contiguous_along_k_packs_by_transposes(case, blocking):
+    from tcc.passes.pipeline import vector_bits
+    from tcc.runtime.jit import host_target
+
+    eq, sa, sb = case
+    # each dtype (16, 8, 16 and 8 lanes here) meets every case and every blocking
+    kinds = ["float32", "float64", "int32", "int64"]
+    dtype = kinds[(NT_CASES.index(case) + ["default", "kc20-nr32", "kc16-3threads"].index(
+        blocking)) % len(kinds)]
+    lanes = vector_bits(host_target().features) // (8 * np.dtype(dtype).itemsize)
+    params = {
+        "default": None,
+        # KC not whole vectors: the last chunk of a K block stops at the block's end
+        "kc20-nr32": GettParams(mr=3, nr=2 * lanes, kc=20, mc=6, nc=4 * lanes, lanes=lanes,
+                                threads=2),
+        "kc16-3threads": GettParams(mr=4, nr=lanes, kc=16, mc=8, nc=3 * lanes, lanes=lanes,
+                                    threads=3, parallel="n"),
+    }[blocking]
+    options = default_options().with_(gett="always", gett_params=params, verify=True,
+                                      num_threads=3 if blocking == "kc16-3threads" else 2)
+    rng = np.random.default_rng(1)
+    a, b = (rng.integers(-4, 5, size=s).astype(dtype) for s in (sa, sb))
+    kernel = tcc.compile(eq, sa, sb, dtype=dtype, options=options)
+    assert "shuffle(" in kernel.ir()
+    np.testing.assert_array_equal(kernel(a, b), np.einsum(eq, a, b))

@@ -185,6 +185,12 @@ class _KernelRenderer:
             parts = tuple(b.select(condition.v, y, n)
                           for y, n in zip(yes.parts, no.parts, strict=True))
             return S.Value(parts, yes.dtype)
+        if isinstance(expr, L.Shuffle):
+            left, right = self.scalar(expr.left), self.scalar(expr.right)
+            if len(left.parts) != 1 or left.dtype != right.dtype:
+                raise TccError(f"shuffle of {left.dtype} and {right.dtype} vectors")
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), len(expr.mask)), list(expr.mask))
+            return S.Value((b.shuffle_vector(left.v, right.v, mask),), left.dtype)
         raise TccError(f"codegen: unknown scalar node {expr!r}")
 
     def lane_mask(self, mask: L.Mask, lanes: int) -> ir.Value:

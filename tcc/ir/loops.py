@@ -162,7 +162,18 @@ class Select:
     if_false: Scalar
 
 
-Scalar = Union[Load, IndexValue, Const, Local, Broadcast, Unary, Binary, Cast, Select]  # noqa: UP007 (a runtime alias)
+@dataclass(frozen=True, slots=True)
+class Shuffle:
+    """A vector of ``len(mask)`` lanes picked from two vectors of one type: lane ``i`` is
+    lane ``mask[i]`` of their concatenation (``left``'s lanes first). A constant
+    permutation (LLVM's shufflevector): in-register transposes for packing."""
+
+    left: Scalar
+    right: Scalar
+    mask: tuple[int, ...]
+
+
+Scalar = Union[Load, IndexValue, Const, Local, Broadcast, Unary, Binary, Cast, Select, Shuffle]  # noqa: UP007 (a runtime alias)
 
 
 # ---- statements -------------------------------------------------------------------------
@@ -279,7 +290,7 @@ def walk(stmts: tuple[Stmt, ...]):
 def scalar_children(expr: Scalar) -> tuple[Scalar, ...]:
     if isinstance(expr, Unary | Cast | Broadcast):
         return (expr.operand,)
-    if isinstance(expr, Binary):
+    if isinstance(expr, Binary | Shuffle):
         return (expr.left, expr.right)
     if isinstance(expr, Select):
         return (expr.condition, expr.if_true, expr.if_false)

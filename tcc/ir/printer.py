@@ -33,6 +33,9 @@ def format_scalar(expr: L.Scalar) -> str:
     if isinstance(expr, L.Select):
         parts = ", ".join(format_scalar(x) for x in L.scalar_children(expr))
         return f"where({parts})"
+    if isinstance(expr, L.Shuffle):
+        lanes = ",".join(map(str, expr.mask))
+        return f"shuffle({format_scalar(expr.left)}, {format_scalar(expr.right)}, [{lanes}])"
     if isinstance(expr, L.Binary):
         left, right = format_scalar(expr.left), format_scalar(expr.right)
         if expr.op in _INFIX:

@@ -124,6 +124,10 @@ class PanelPacking:
                 for q in range(run // p.lanes))
             inner = L.For("k", p.kc, (L.For("r", width // run, stores),), bound=k_left)
             return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
+        if self.transposable(index, lookups, width, lane_var):
+            inner = self._pack_transposed(name, tensor, index, lookups, lane_var, row, width,
+                                          lane_bound, k_left)
+            return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
         store = L.Store(name, row + Aff.var(lane_var), L.Load(tensor, index, 1, lookups))
         # k outer, lanes inner: the stores run contiguously through the panel and the
         # loads form ``width`` sequential streams (or one, when the group is unit-stride);
@@ -138,6 +142,51 @@ class PanelPacking:
                                   L.For("z", width, (pad,), bound=width - lane_bound)),
                       bound=k_left)
         return L.For(panel_var, panels, (inner,), kind=kind, bound=left, bound_step=width)
+
+    def transposable(self, index: Aff, lookups: tuple, width: int, lane_var: str) -> bool:
+        """Whether a panel can be packed by in-register transposes: the tensor is
+        unit-stride along K (vectors of K steps load whole) and the panel is whole
+        vectors wide; real products only (a complex B expands instead)."""
+        lanes = self.p.lanes
+        return (lanes > 1 and width % lanes == 0 and self.expand_b is None
+                and index.coefficient("k") == 1
+                and not any(flat.coefficient("k") for _, flat in lookups))
+
+    def _pack_transposed(self, name: str, tensor: str, index: Aff, lookups: tuple,
+                         lane_var: str, row: Aff, width: int, lane_bound: Aff,
+                         k_left: Aff) -> L.Stmt:
+        """A panel of a tensor that is contiguous along K, packed ``lanes`` x ``lanes``
+        at a time: one vector load per panel lane (``lanes`` K steps of it), a transpose
+        in registers (log2(lanes) rounds of two-vector shuffles), one vector store per K
+        step. Every cache line read is used whole, where the element copy reads each
+        element from a different line, ``lanes`` rows apart (an NT GEMM's B at 4 KiB
+        strides misses L1 on nearly every element). Lanes past N's edge read zeros; K
+        steps past its edge are neither read nor stored."""
+        p = self.p
+        lanes = p.lanes
+        k_rem = k_left - Aff.var("tkb", lanes)
+        body: list[L.Stmt] = []
+        rows = []
+        for j in range(lanes):
+            row_rem = lane_bound - Aff.var("tg", lanes) - j  # > 0: this panel lane exists
+            at = index.substitute(lane_var, Aff.var("tg", lanes) + j).substitute(
+                "k", Aff.var("tkb", lanes))
+            looked = tuple((t, flat.substitute(lane_var, Aff.var("tg", lanes) + j))
+                           for t, flat in lookups)
+            mask = L.Mask(L.IndexValue((Aff() + 1 - row_rem) * lanes), L.IndexValue(k_rem))
+            rows.append(f"tr0_{j}")
+            body.append(L.Declare(rows[-1], self.dtype, L.Load(tensor, at, lanes, looked, mask),
+                                  lanes))
+        body += transpose_lanes(rows, self.dtype, lanes)
+        for t in range(lanes):
+            store = L.Store(name, row.substitute("k", Aff.var("tkb", lanes) + t)
+                            + Aff.var("tg", lanes), L.Local(f"tr_{t}"))
+            if p.kc % lanes:  # nor past the K block when KC is not whole vectors
+                store = L.For(f"tc{t}", 1, (store,), bound=Aff() + p.kc - t - Aff.var(
+                    "tkb", lanes))
+            body.append(L.For(f"tk{t}", 1, (store,), bound=k_rem - t))
+        group = L.For("tg", width // lanes, tuple(body), bound=lane_bound, bound_step=lanes)
+        return L.For("tkb", -(-p.kc // lanes), (group,), bound=k_left, bound_step=lanes)
 
     def unit_run(self, tensor: str, group: tuple[str, ...], width: int, block_size: int) -> int:
         """The length of the unit-stride runs a panel of ``group`` splits into (0: none):
@@ -178,3 +227,29 @@ class PanelPacking:
                       bound=k_left)
         return L.For("jr", self.panels_n, (inner,), kind=self.inner_kind, bound=n_left,
                      bound_step=half)
+
+
+def transpose_lanes(rows: list[str], dtype: str, lanes: int) -> list[L.Stmt]:
+    """Declarations that transpose the ``lanes`` x ``lanes`` matrix whose rows are the
+    vector locals ``rows``: afterwards local ``tr_t`` holds column ``t``. Round ``h``
+    (lanes/2, lanes/4, ..., 1) swaps the off-diagonal h x h blocks of every 2h x 2h
+    block, one two-vector shuffle per output row; together the rounds swap every bit of
+    the row number with the same bit of the column number."""
+    stmts: list[L.Stmt] = []
+    current = list(rows)
+    h, level = lanes // 2, 1
+    while h >= 1:
+        low = tuple(c if not c & h else lanes + c - h for c in range(lanes))
+        high = tuple(c + h if not c & h else lanes + c for c in range(lanes))
+        nxt = [""] * lanes
+        for i in range(lanes):
+            if i & h:
+                continue
+            top, bottom = L.Local(current[i]), L.Local(current[i + h])
+            last = h == 1
+            nxt[i] = f"tr_{i}" if last else f"tr{level}_{i}"
+            nxt[i + h] = f"tr_{i + h}" if last else f"tr{level}_{i + h}"
+            stmts.append(L.Declare(nxt[i], dtype, L.Shuffle(top, bottom, low), lanes))
+            stmts.append(L.Declare(nxt[i + h], dtype, L.Shuffle(top, bottom, high), lanes))
+        current, h, level = nxt, h // 2, level + 1
+    return stmts

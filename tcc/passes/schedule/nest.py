@@ -23,7 +23,7 @@ def _map_scalar(expr: L.Scalar, fn: Callable[[Aff], Aff]) -> L.Scalar:
         return L.IndexValue(fn(expr.index))
     if isinstance(expr, L.Unary | L.Cast | L.Broadcast):
         return replace(expr, operand=_map_scalar(expr.operand, fn))
-    if isinstance(expr, L.Binary):
+    if isinstance(expr, L.Binary | L.Shuffle):
         return replace(expr, left=_map_scalar(expr.left, fn), right=_map_scalar(expr.right, fn))
     return expr
 
@@ -203,6 +203,8 @@ def _accesses(body: tuple[L.Stmt, ...], buffer: str) -> list[tuple[Aff, tuple, i
 def _lanes_of(expr: L.Scalar) -> int:
     if isinstance(expr, L.Load | L.Broadcast):
         return expr.lanes
+    if isinstance(expr, L.Shuffle):
+        return len(expr.mask)
     return max((_lanes_of(c) for c in L.scalar_children(expr)), default=1)
 
 

@@ -26,7 +26,7 @@ def _map_loads_scalar(e: L.Scalar, fn: Callable[[L.Load], L.Scalar]) -> L.Scalar
         return fn(e)
     if isinstance(e, L.Unary | L.Cast | L.Broadcast):
         return replace(e, operand=_map_loads_scalar(e.operand, fn))
-    if isinstance(e, L.Binary):
+    if isinstance(e, L.Binary | L.Shuffle):
         return replace(e, left=_map_loads_scalar(e.left, fn),
                        right=_map_loads_scalar(e.right, fn))
     return e

@@ -75,7 +75,7 @@ class _Vectorizer:
             return e, False, e.dtype
         if isinstance(e, L.Local):
             return e, e.name in self.inner, self.local_dtypes[e.name]
-        if isinstance(e, L.Broadcast):
+        if isinstance(e, L.Broadcast | L.Shuffle):
             raise self.refuse("the loop already holds vector code")
         if isinstance(e, L.Unary):
             operand, vector, dtype = self.expr(e.operand)
