@@ -4,7 +4,7 @@ and the facts legality checks need (accesses, injectivity, locals)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 
 from tcc.errors import ScheduleError
 from tcc.ir import loops as L
@@ -49,6 +49,22 @@ def map_affines(body: tuple[L.Stmt, ...], fn: Callable[[Aff], Aff]) -> tuple[L.S
         else:
             out.append(replace(stmt, value=_map_scalar(stmt.value, fn)))
     return tuple(out)
+
+
+def rename_locals(body: tuple[L.Stmt, ...], names: dict[str, str]) -> tuple[L.Stmt, ...]:
+    """``body`` with the locals in ``names`` (declared, assigned and read) renamed."""
+
+    def walk(node):
+        if isinstance(node, tuple):
+            return tuple(walk(x) for x in node)
+        if not is_dataclass(node) or isinstance(node, Aff):
+            return node
+        changes = {f.name: walk(getattr(node, f.name)) for f in fields(node)}
+        if isinstance(node, L.Local | L.Declare | L.Assign) and node.name in names:
+            changes["name"] = names[node.name]
+        return replace(node, **changes)
+
+    return walk(body)
 
 
 def substitute(body: tuple[L.Stmt, ...], var: str, value: Aff) -> tuple[L.Stmt, ...]:
