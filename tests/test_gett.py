@@ -577,3 +577,18 @@ def test_b_contiguous_along_k_packs_by_transposes(case, blocking):
     kernel = tcc.compile(eq, sa, sb, dtype=dtype, options=options)
     assert "shuffle(" in kernel.ir()
     np.testing.assert_array_equal(kernel(a, b), np.einsum(eq, a, b))
+
+
+def test_short_m_gets_a_tile_that_pads_it_less():
+    from tcc.passes.schedule.blocking import short_m_tile
+
+    for dtype, lanes in (("float32", 16), ("float64", 8)):
+        params = default_params(dtype, 512, 2)
+        assert short_m_tile(params, 8, 4096) == (8, 3 * lanes)  # 6 rows would pad 8 to 12
+        assert short_m_tile(params, 32, 4096) == (8, 3 * lanes)
+        assert short_m_tile(params, 20, 4096) == (4, 4 * lanes)
+        for m in (5, 12, 128, 1024):  # no tile pads these a tenth less
+            assert short_m_tile(params, m, 4096) == (params.mr, params.nr)
+        for m, n in ((8, 4096), (32, 4096), (20, 4096)):
+            fitted = fit_params(params, m, n, 1, 1024, np.dtype(dtype).itemsize)
+            assert fitted.mr * (fitted.nr // lanes) <= params.mr * (params.nr // lanes)
