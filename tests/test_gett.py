@@ -592,3 +592,17 @@ def test_short_m_gets_a_tile_that_pads_it_less():
         for m, n in ((8, 4096), (32, 4096), (20, 4096)):
             fitted = fit_params(params, m, n, 1, 1024, np.dtype(dtype).itemsize)
             assert fitted.mr * (fitted.nr // lanes) <= params.mr * (params.nr // lanes)
+
+
+@pytest.mark.parametrize("eq,sa,sb,dtype", [
+    ("bi,io->bo", (8, 300), (300, 96), "float64"),   # 8-row tile = 8 fp64 lanes
+    ("bi,oi->bo", (8, 300), (96, 300), "float64"),
+    ("ik,jk->ij", (50, 40), (10, 40), "float32"),    # narrow N: a 16-row tile = 16 lanes
+])
+def test_a_contiguous_along_k_packs_by_transposes_when_mr_is_whole_vectors(eq, sa, sb, dtype):
+    rng = np.random.default_rng(2)
+    a, b = (rng.integers(-4, 5, size=s).astype(dtype) for s in (sa, sb))
+    options = default_options().with_(gett="always", verify=True, num_threads=2)
+    kernel = tcc.compile(eq, sa, sb, dtype=dtype, options=options)
+    assert re.search(r"Ap\[[^\]]*\] = tr_", kernel.ir())  # A's panels stored from transposes
+    np.testing.assert_array_equal(kernel(a, b), np.einsum(eq, a, b))
