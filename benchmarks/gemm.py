@@ -69,12 +69,8 @@ def main() -> None:
                 tol = 1e-3 if dtype == "float32" else 1e-9
                 ok = np.allclose(got, want, rtol=tol, atol=tol * n)
                 repeat = 11 if n < 2048 else 9 if n < 4096 else 7
-                tcc_times, np_times = interleaved_times(
-                    [lambda k=kernel, x=a, y=b: k(x, y), lambda f=numpy_form, x=a, y=b: f(x, y)],
-                    repeat, settle=BLAS_SETTLE_S)
-                t_tcc, t_np = statistics.median(tcc_times), statistics.median(np_times)
+                t_tcc, t_np, ratio = against_numpy(kernel, numpy_form, a, b, repeat)
                 flops = 2.0 * n**3
-                ratio = paired_ratio(np_times, tcc_times)
                 if n >= 1024:
                     ratios.append(ratio)
                 print(f"{eq:10} {dtype:8} {n:>5} {t_tcc * 1e3:>9.2f} {t_np * 1e3:>9.2f} "
@@ -85,6 +81,15 @@ def main() -> None:
         geomean = float(np.exp(np.mean(np.log(ratios))))
         print(f"n >= 1024: tcc/numpy speed ratio geomean {geomean:.2f}, min {min(ratios):.2f}")
     linear_layers(rng)
+
+
+def against_numpy(kernel, numpy_form, a: np.ndarray, b: np.ndarray, repeat: int,
+                  warm: int = 0) -> tuple[float, float, float]:
+    """Median times of tcc and numpy in alternating rounds, and numpy/tcc paired."""
+    contenders = [lambda: kernel(a, b), lambda: numpy_form(a, b)]
+    tcc_times, np_times = interleaved_times(contenders, repeat, settle=BLAS_SETTLE_S, warm=warm)
+    return (statistics.median(tcc_times), statistics.median(np_times),
+            paired_ratio(np_times, tcc_times))
 
 
 LINEAR = {"bi,oi->bo": lambda x, w: x @ w.T, "bi,io->bo": lambda x, w: x @ w}
@@ -106,13 +111,8 @@ def linear_layers(rng: np.random.Generator) -> None:
                     kernel = tcc.compile(eq, x.shape, w.shape, dtype=dtype)
                     tol = 1e-3 if dtype == "float32" else 1e-9
                     ok = np.allclose(kernel(x, w), numpy_form(x, w), rtol=tol, atol=tol * 64)
-                    contenders = [lambda k=kernel, a=x, b=w: k(a, b),
-                                  lambda f=numpy_form, a=x, b=w: f(a, b)]
-                    tcc_times, np_times = interleaved_times(contenders, 11, settle=BLAS_SETTLE_S,
-                                                            warm=1)
-                    ratio = paired_ratio(np_times, tcc_times)
+                    t_tcc, t_np, ratio = against_numpy(kernel, numpy_form, x, w, 11, warm=1)
                     ratios.append(ratio)
-                    t_tcc, t_np = statistics.median(tcc_times), statistics.median(np_times)
                     flops = 2.0 * batch * inputs * 4096
                     print(f"{eq:12} {dtype:8} {batch:>5} {inputs:>5} {4096:>5} {t_tcc * 1e3:>8.3f} "
                           f"{t_np * 1e3:>9.3f} {ratio:>7.2f} {flops / t_tcc / 1e9:>9.1f}"

@@ -96,10 +96,10 @@ def measured_peak_gflops(dtype: str, threads: int | None = None, steps: int = 2_
 
 
 def paired_percent(function: Callable[[], object], flops: float, dtype: str,
-                   rounds: int = 15, seconds: float = 0.005) -> tuple[float, float]:
+                   rounds: int = 15, seconds: float = 0.005) -> float:
     """``function``'s GFLOP/s as a percentage of the FMA peak, both timed in the same
-    rounds (alternately, each call after a warm one): the median and the best over rounds
-    of kernel rate / probe rate. A peak probed once, at the machine's best moment, set
+    rounds (alternately, each call after a warm one): the median over rounds of kernel
+    rate / probe rate. A peak probed once, at the machine's best moment, set
     beside a kernel timed minutes later reads the load's drift (tens of percent here) as
     the kernel's distance from the peak. The probe runs about ``seconds`` per call."""
     from tcc.demo_suite import interleaved_times
@@ -111,7 +111,7 @@ def paired_percent(function: Callable[[], object], flops: float, dtype: str,
     kernel_t, probe_t = interleaved_times([function, probe], rounds, warm=1)
     shares = [100.0 * (flops / k) / (probe_flops / p)
               for k, p in zip(kernel_t, probe_t, strict=True)]
-    return statistics.median(shares), max(shares)
+    return statistics.median(shares)
 
 
 def describe(dtype: str) -> str:

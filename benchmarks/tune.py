@@ -113,9 +113,9 @@ def main() -> None:
         applied = tuned.options.gett_params
         print(f"  {label}: tuned kernel uses {applied}", flush=True)
         out = default(*arrays)
-        pk_default, _ = machine.paired_percent(lambda d=default, x=arrays, o=out: d(*x, out=o),
+        pk_default = machine.paired_percent(lambda d=default, x=arrays, o=out: d(*x, out=o),
                                                flops, "float32")
-        pk_tuned, _ = machine.paired_percent(lambda t=tuned, x=arrays, o=out: t(*x, out=o),
+        pk_tuned = machine.paired_percent(lambda t=tuned, x=arrays, o=out: t(*x, out=o),
                                              flops, "float32")
         rows.append([label, f"{flops / t_default / 1e9:.1f}", f"{pk_default:.0f}%",
                      f"{flops / t_tuned / 1e9:.1f}", f"{pk_tuned:.0f}%",

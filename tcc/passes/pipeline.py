@@ -111,20 +111,23 @@ def _jam_dot_rows(kernel: L.Kernel, at: int) -> L.Kernel:
     return replace(kernel, body=kernel.body[:at] + (jammed,) + kernel.body[at + 1:])
 
 
+CHUNK_ELEMENTS = 16  # a thread's chunk is a multiple of this: whole vectors in any dtype
+
+
 def _parallel_chunks(kernel: L.Kernel, top: L.For, threads: int) -> L.Kernel:
     """``top``'s perfect nest with its first inner loop that threads may share split into
-    ``threads`` chunks (whole 64-byte vectors each), the chunk loop outermost and parallel;
+    ``threads`` chunks (whole vectors each), the chunk loop outermost and parallel;
     ``kernel`` unchanged when no loop of the nest allows it."""
     band, loop = [top], top
     while len(loop.body) == 1 and isinstance(loop.body[0], L.For):
         loop = loop.body[0]
         band.append(loop)
+    outer_name = _loop_name(kernel, top)
     for inner in band[1:]:
         chunk = -(-inner.extent // threads)
-        chunk = -(-chunk // 16) * 16
+        chunk = -(-chunk // CHUNK_ELEMENTS) * CHUNK_ELEMENTS
         if inner.bound is not None or chunk >= inner.extent:
             continue
-        outer_name = _loop_name(kernel, top)
         try:
             split = primitives.split(kernel, _loop_name(kernel, inner), chunk,
                                      outer=f"{inner.var}.part", inner=f"{inner.var}.chunk")
